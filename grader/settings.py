@@ -1,0 +1,73 @@
+"""The one place where this kit configures nbgrader.
+
+``nbgrader_config.py`` at the course root calls :func:`configure`, and so does every
+programmatic entry point (release, autograde, demo), so the ``nbgrader`` command line, the
+formgrader and this package always grade the same way.
+
+It sets the course layout (``solutions/`` is nbgrader's source directory, ``notebooks/`` its
+release directory) and defuses the nbgrader 0.9.6 traps listed in COURSE_NOTES.md:
+
+* any stderr output in a test cell scores 0 → :class:`IgnorePattern` drops stderr streams, so a
+  warning printed by correct student code does not zero it (errors still fail the cell);
+* a deleted test cell is silently missed → ``OverwriteCells.add_missing_cells``;
+* feedback shows hidden-test source (#917) → :mod:`grader.feedback` strips it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from traitlets.config import Config
+
+ASSIGNMENTS = (
+    "01_linear_regression",
+    "02_softmax_regression",
+    "03_mlp_backprop",
+    "04_dropout",
+)
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "notebooks"
+COURSE_ID = "dl-course-kit"
+
+#: Per-cell limit while autograding (seconds).
+CELL_TIMEOUT = 120
+
+#: stderr text matching this is dropped from graded outputs: any non-empty text.
+STDERR_IGNORE_PATTERN = r"[\s\S]"
+
+
+def configure(c: Config, root: str | Path | None = None) -> Config:
+    """Apply the kit's nbgrader settings to ``c`` (a traitlets Config); return it."""
+    if root is not None:
+        c.CourseDirectory.root = str(Path(root).resolve())
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.source_directory = SOURCE_DIR
+    c.CourseDirectory.release_directory = RELEASE_DIR
+    c.CourseDirectory.ignore = [
+        ".ipynb_checkpoints",
+        "*.pyc",
+        "__pycache__",
+        "feedback",
+        "*.mutants.toml",
+    ]
+    c.IgnorePattern.enabled = True
+    c.IgnorePattern.pattern = STDERR_IGNORE_PATTERN
+    c.OverwriteCells.add_missing_cells = True
+    c.Execute.timeout = CELL_TIMEOUT
+    c.Execute.interrupt_on_timeout = True
+    c.LimitOutput.max_lines = 200
+    c.LimitOutput.max_traceback = 60
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    from grader.feedback import HideHiddenTests  # late import: nbgrader is heavy
+
+    c.GenerateFeedback.preprocessors = [
+        HideHiddenTests,
+        "nbgrader.preprocessors.GetGrades",
+        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    ]
+    return c
+
+
+def make_config(root: str | Path) -> Config:
+    """A fresh Config for the course directory ``root``."""
+    return configure(Config(), root)

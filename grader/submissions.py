@@ -1,0 +1,146 @@
+"""Build submissions from an instructor's source notebook: complete, empty, partial, buggy.
+
+A *submission* is the release notebook (what the student received) with some answer cells
+filled in. The answers come from the source notebook's solution regions, optionally with a
+known bug applied (a *mutant*, declared in ``solutions/<assignment>.mutants.toml``). These
+drive the demo class, the "tests mean something" gate and the grading benchmarks.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """A known bug: replace ``find`` by ``replace`` in answer cell ``cell``.
+
+    ``caught_by`` lists the grade cells that must score zero on it; every other grade cell
+    must keep full marks, so the mutant loses exactly their points.
+    """
+
+    name: str
+    cell: str
+    find: str
+    replace: str
+    caught_by: tuple[str, ...]
+    description: str = ""
+
+
+def nbgrader_meta(cell: NotebookNode) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def is_answer_cell(cell: NotebookNode) -> bool:
+    """A cell the student writes in (nbgrader ``solution: true``)."""
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_autograded_test(cell: NotebookNode) -> bool:
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
+
+
+def strip_solution_markers(source: str) -> str:
+    """The answer as a student would type it: the solution region without its markers."""
+    lines = source.split("\n")
+    if not any(BEGIN_SOLUTION in ln for ln in lines):
+        return source
+    return "\n".join(ln for ln in lines if BEGIN_SOLUTION not in ln and END_SOLUTION not in ln)
+
+
+def reference_answers(source_nb: NotebookNode) -> dict[str, str]:
+    """``{grade_id: answer}`` for every answer cell of an instructor's source notebook."""
+    return {
+        nbgrader_meta(c)["grade_id"]: strip_solution_markers(c.source)
+        for c in source_nb.cells
+        if is_answer_cell(c)
+    }
+
+
+def answer_cell_ids(nb: NotebookNode) -> list[str]:
+    return [nbgrader_meta(c)["grade_id"] for c in nb.cells if is_answer_cell(c)]
+
+
+def autograded_test_points(nb: NotebookNode) -> dict[str, float]:
+    """``{grade_id: points}`` of the autograded test cells, in notebook order."""
+    return {
+        nbgrader_meta(c)["grade_id"]: float(nbgrader_meta(c).get("points", 0))
+        for c in nb.cells
+        if is_autograded_test(c)
+    }
+
+
+def fill(release_nb: NotebookNode, answers: Mapping[str, str]) -> NotebookNode:
+    """A copy of the release notebook with the given answer cells replaced."""
+    nb = nbformat.from_dict(release_nb)  # deep copy
+    known = set(answer_cell_ids(nb))
+    unknown = set(answers) - known
+    if unknown:
+        raise KeyError(f"no answer cell with grade_id {sorted(unknown)} in the release notebook")
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if is_answer_cell(cell) and gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
+def load_mutants(path: str | Path) -> list[Mutant]:
+    """Read a ``*.mutants.toml`` file: a list of ``[[mutant]]`` tables."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    mutants = []
+    for i, entry in enumerate(data.get("mutant", [])):
+        missing = {"name", "cell", "find", "replace", "caught_by"} - set(entry)
+        if missing:
+            raise ValueError(f"{path}: mutant #{i + 1} lacks {sorted(missing)}")
+        mutants.append(
+            Mutant(
+                name=entry["name"],
+                cell=entry["cell"],
+                find=entry["find"],
+                replace=entry["replace"],
+                caught_by=tuple(entry["caught_by"]),
+                description=entry.get("description", ""),
+            )
+        )
+    names = [m.name for m in mutants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: duplicate mutant names")
+    return mutants
+
+
+def mutate(answers: Mapping[str, str], mutant: Mutant) -> dict[str, str]:
+    """Apply ``mutant`` to a set of reference answers; the text to find must occur exactly once."""
+    if mutant.cell not in answers:
+        raise KeyError(f"mutant {mutant.name!r}: no answer cell {mutant.cell!r}")
+    source = answers[mutant.cell]
+    count = source.count(mutant.find)
+    if count != 1:
+        raise ValueError(
+            f"mutant {mutant.name!r}: {mutant.find!r} occurs {count} times in cell "
+            f"{mutant.cell!r} (must be exactly once; update the mutant to the current solution)"
+        )
+    out = dict(answers)
+    out[mutant.cell] = source.replace(mutant.find, mutant.replace)
+    return out
+
+
+def write_submission(
+    course_root: str | Path, student: str, assignment: str, notebooks: Mapping[str, NotebookNode]
+) -> Path:
+    """Write ``{notebook name: nb}`` into nbgrader's ``submitted/<student>/<assignment>/``."""
+    dest = Path(course_root) / "submitted" / student / assignment
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, dest / f"{name}.ipynb")
+    return dest
