@@ -59,10 +59,19 @@ def answer(grade_id: str, source: str) -> NotebookNode:
     )
 
 
+HIDDEN_NOTE = "# More tests of this cell are hidden; they run when your notebook is graded."
+
+
 def tests(grade_id: str, points: float, source: str) -> NotebookNode:
-    """An autograded test cell worth ``points``; may hold a hidden-tests region."""
+    """An autograded test cell worth ``points``; may hold a hidden-tests region.
+
+    A comment announcing the hidden tests is inserted above the region, so the student sees it.
+    """
+    source = source.strip("\n")
+    if "### BEGIN HIDDEN TESTS" in source and HIDDEN_NOTE not in source:
+        source = source.replace("### BEGIN HIDDEN TESTS", HIDDEN_NOTE + "\n### BEGIN HIDDEN TESTS", 1)
     return new_code_cell(
-        source.strip("\n"),
+        source,
         metadata=_meta(grade_id, grade=True, solution=False, locked=True, points=points),
     )
 

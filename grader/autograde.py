@@ -7,6 +7,7 @@ settings (:mod:`grader.settings`) are always applied.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,16 @@ class GradeResult:
     max_score: float = 0.0
     cells: dict[str, tuple[float, float]] = field(default_factory=dict)  # autograded tests
     error: str | None = None
+
+    @property
+    def auto_score(self) -> float:
+        """Points earned on autograded test cells."""
+        return sum(s for s, _ in self.cells.values())
+
+    @property
+    def auto_max(self) -> float:
+        """Points available on autograded test cells (manual answers excluded)."""
+        return sum(m for _, m in self.cells.values())
 
 
 def make_api(root: str | Path):
@@ -63,7 +74,11 @@ def gradebook_scores(api, assignment: str, student: str) -> tuple[float, float, 
 
 def autograde_one(api, assignment: str, student: str) -> GradeResult:
     """Autograde one submission; infrastructure failures come back as ``success=False``."""
-    result = api.autograde(assignment, student, force=True, create=True)
+    with warnings.catch_warnings():
+        # nbgrader 0.9.6 trips SQLAlchemy 2 "not in session" warnings on every submission
+        warnings.filterwarnings("ignore", module="nbgrader.api")
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        result = api.autograde(assignment, student, force=True, create=True)
     if not result["success"]:
         error = result.get("error") or result.get("log")
         return GradeResult(student, assignment, False, error=error)
@@ -74,7 +89,7 @@ def autograde_one(api, assignment: str, student: str) -> GradeResult:
 def submitted_students(root: str | Path, assignment: str) -> list[str]:
     """Students with a ``submitted/<student>/<assignment>/`` folder, sorted."""
     base = Path(root) / "submitted"
-    return sorted(p.name for p in base.glob(f"*/{assignment}") if p.is_dir())
+    return sorted(p.parent.name for p in base.glob(f"*/{assignment}") if p.is_dir())
 
 
 def autograde(

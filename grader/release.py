@@ -45,6 +45,7 @@ def generate_release(
     No gradebook is touched.
     """
     from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
 
     root = Path(root).resolve()
     assignments = assignments or available_assignments(root)
@@ -52,12 +53,13 @@ def generate_release(
     config = make_config(root)
     config.CourseDirectory.release_directory = str(dest)
     config.GenerateAssignment.no_database = True
+    config.SaveCells.enabled = False
     config.Application.log_level = "WARN"
     for assignment in assignments:
         if not source_notebook(root, assignment).is_file():
             raise FileNotFoundError(f"no source notebook {source_notebook(root, assignment)}")
         config.CourseDirectory.assignment_id = assignment
-        converter = GenerateAssignment(config=config)
+        converter = GenerateAssignment(coursedir=CourseDirectory(config=config), config=config)
         converter.force = True
         converter.start()
         normalise(dest / assignment / f"{assignment}.ipynb")

@@ -15,6 +15,8 @@ release directory) and defuses the nbgrader 0.9.6 traps listed in COURSE_NOTES.m
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from traitlets.config import Config
@@ -68,6 +70,20 @@ def configure(c: Config, root: str | Path | None = None) -> Config:
     return c
 
 
+def ensure_environment_on_path() -> None:
+    """Put this interpreter's ``bin/`` first on ``PATH``.
+
+    nbgrader runs the ``alembic`` executable and Jupyter starts kernels by the name ``python``,
+    both looked up on ``PATH``: a virtual environment used without being activated would
+    otherwise fail (alembic) or, worse, grade with some other Python.
+    """
+    bindir = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != bindir:
+        os.environ["PATH"] = bindir + os.pathsep + path
+
+
 def make_config(root: str | Path) -> Config:
-    """A fresh Config for the course directory ``root``."""
+    """A fresh Config for the course directory ``root`` (and a PATH that finds its tools)."""
+    ensure_environment_on_path()
     return configure(Config(), root)
