@@ -69,7 +69,8 @@ def tests(grade_id: str, points: float, source: str) -> NotebookNode:
     """
     source = source.strip("\n")
     if "### BEGIN HIDDEN TESTS" in source and HIDDEN_NOTE not in source:
-        source = source.replace("### BEGIN HIDDEN TESTS", HIDDEN_NOTE + "\n### BEGIN HIDDEN TESTS", 1)
+        marker = "### BEGIN HIDDEN TESTS"
+        source = source.replace(marker, HIDDEN_NOTE + "\n" + marker, 1)
     return new_code_cell(
         source,
         metadata=_meta(grade_id, grade=True, solution=False, locked=True, points=points),

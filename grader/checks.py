@@ -74,7 +74,7 @@ def assert_finite(x: np.ndarray, name: str = "result") -> None:
     arr = np.asarray(x, dtype=np.float64)
     bad = ~np.isfinite(arr)
     if bad.any():
-        first = np.unravel_index(int(np.argmax(bad)), arr.shape) if arr.ndim else ()
+        first = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), arr.shape))
         raise AssertionError(
             f"{name} contains {int(bad.sum())} NaN/inf values (first at {first}): overflow? "
             "exp of large numbers needs the max-shift / log-sum-exp trick"
@@ -108,7 +108,7 @@ def assert_close(
     diff = np.abs(act - exp)
     bad = diff > atol + rtol * np.abs(exp)
     if bad.any():
-        i = np.unravel_index(int(np.argmax(diff)), exp.shape)
+        i = tuple(int(k) for k in np.unravel_index(int(np.argmax(diff)), exp.shape))
         raise AssertionError(
             f"{name} differs from the expected value in {int(bad.sum())} of {exp.size} entries; "
             f"largest difference at {i}: got {act[i]:.6g}, expected {exp[i]:.6g}"

@@ -209,8 +209,9 @@ def check_gradient(
             err = rel_error(analytic, numeric, floor)
             if err <= tol:
                 return err
-            worst = np.unravel_index(
-                int(np.argmax(np.abs(analytic - numeric))), numeric.shape
+            worst = tuple(
+                int(k)
+                for k in np.unravel_index(int(np.argmax(np.abs(analytic - numeric))), x.shape)
             )
             problem = (
                 f"max relative error {err:.2e} > {tol:.0e}; worst entry {worst}: "

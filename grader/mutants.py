@@ -123,6 +123,5 @@ def evaluate(
         res = results[f"mutant-{m.name}"]
         zero, partial = _zeroed(res)
         outcomes.append(MutantOutcome(m, res, zero, partial))
-    return SuiteReport(
-        assignment, autograded_test_points(source_nb), results["solution"], results["stub"], outcomes
-    )
+    points = autograded_test_points(source_nb)
+    return SuiteReport(assignment, points, results["solution"], results["stub"], outcomes)

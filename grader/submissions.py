@@ -8,6 +8,7 @@ drive the demo class, the "tests mean something" gate and the grading benchmarks
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -144,3 +145,44 @@ def write_submission(
     for name, nb in notebooks.items():
         nbformat.write(nb, dest / f"{name}.ipynb")
     return dest
+
+
+NOISE = '''
+
+import functools as _functools
+import sys as _sys
+import warnings as _warnings
+
+
+def _noisy(fn):
+    """Wrap fn so every call prints to stderr and raises a warning (correct result unchanged)."""
+    @_functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        print(f"debug: calling {fn.__name__}", file=_sys.stderr)
+        _warnings.warn(f"{fn.__name__}: a harmless warning", RuntimeWarning, stacklevel=2)
+        return fn(*args, **kwargs)
+    return wrapper
+
+'''
+
+
+def make_noisy(answers: Mapping[str, str]) -> dict[str, str]:
+    """Answers that behave identically but write to stderr and warn on every call.
+
+    Every top-level function defined in a code answer is wrapped; markdown answers are left
+    alone. Grading must give these the same marks as the quiet originals.
+    """
+    out = {}
+    for gid, source in answers.items():
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            out[gid] = source  # a written (markdown) answer
+            continue
+        names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)]
+        if not names:
+            out[gid] = source
+            continue
+        wraps = "\n".join(f"{name} = _noisy({name})" for name in names)
+        out[gid] = source + NOISE + wraps + "\n"
+    return out

@@ -1,0 +1,106 @@
+"""``dlgrader`` / ``python -m grader``: the instructor's commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from grader.release import available_assignments, repo_root
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    from grader.release import notebooks_with_outputs, release_differences, sync_release
+
+    root = Path(args.root)
+    if args.check:
+        problems = release_differences(root)
+        paths = sorted((root / "solutions").glob("*/*.ipynb")) + sorted(
+            (root / "notebooks").glob("*/*.ipynb")
+        )
+        problems += [f"{p} has outputs (commit notebooks cleared)" for p in
+                     notebooks_with_outputs(paths)]
+        for p in problems:
+            print(p, file=sys.stderr)
+        if problems:
+            print("release out of sync: run `python -m grader release`", file=sys.stderr)
+            return 1
+        print(f"release in sync ({', '.join(available_assignments(root))})")
+        return 0
+    dest = sync_release(root)
+    print(f"regenerated {dest} from {root / 'solutions'}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from grader.demo import run
+
+    results = run(args.root, args.out, progress=not args.no_progress)
+    return 0 if all(r.success for r in results) else 1
+
+
+def _cmd_mutants(args: argparse.Namespace) -> int:
+    from grader.mutants import evaluate
+
+    ok = True
+    for assignment in args.assignments or available_assignments(args.root):
+        report = evaluate(args.root, assignment, progress=not args.no_progress)
+        print(report.table())
+        ok &= report.solution.auto_score == report.solution.auto_max
+        ok &= report.stub.auto_score == 0
+        ok &= all(m.as_declared for m in report.mutants)
+    return 0 if ok else 1
+
+
+def _cmd_autograde(args: argparse.Namespace) -> int:
+    from grader.autograde import autograde
+    from grader.reports import export_grades_csv, grade_table
+
+    assignments = args.assignments or available_assignments(args.course)
+    results = []
+    for assignment in assignments:
+        results += autograde(args.course, assignment, progress=not args.no_progress)
+    print(grade_table(results, assignments))
+    csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
+    print(f"grades CSV: {csv}")
+    failed = [r for r in results if not r.success]
+    for r in failed:
+        print(f"could not grade {r.student}/{r.assignment}:\n{r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+    root = str(repo_root())
+
+    p = sub.add_parser("release", help="regenerate notebooks/ from solutions/ (nbgrader)")
+    p.add_argument("--root", default=root, help="course root (default: this repository)")
+    p.add_argument("--check", action="store_true", help="only check that notebooks/ is in sync")
+    p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("demo", help="grade the built-in demo class end to end")
+    p.add_argument("--root", default=root, help="course root (default: this repository)")
+    p.add_argument("--out", default="demo_class", help="demo course directory to (re)create")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("mutants", help="grade solution, stubs and known-bug mutants")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--root", default=root, help="course root (default: this repository)")
+    p.set_defaults(func=_cmd_mutants)
+
+    p = sub.add_parser("autograde", help="autograde submitted/<student>/<assignment>/ serially")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.set_defaults(func=_cmd_autograde)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

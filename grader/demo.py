@@ -1,0 +1,120 @@
+"""The built-in demo class: release, autograde, feedback and export, end to end.
+
+Five students hand in every available notebook:
+
+========  =================================================================
+ada       complete: the reference answers
+ben       empty: the release exactly as received (stubs untouched)
+cleo      half done: the first half of the answer cells
+dev       classic bugs: one known bug (mutant) in every second graded function
+eve       complete, but every function prints to stderr and raises a warning
+========  =================================================================
+
+``python -m grader demo`` builds the class in a fresh nbgrader course directory (default
+``demo_class/``), grades it with nbgrader's own autograde and gradebook, writes the feedback
+HTML (hidden tests stripped) and nbgrader's grades CSV, and prints the grade table.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import nbformat
+
+from grader.autograde import GradeResult, autograde, generate_feedback
+from grader.mutants import mutants_file
+from grader.release import available_assignments, release_notebook, source_notebook
+from grader.reports import export_grades_csv, grade_table
+from grader.settings import SOURCE_DIR
+from grader.submissions import (
+    answer_cell_ids,
+    fill,
+    load_mutants,
+    make_noisy,
+    mutate,
+    reference_answers,
+    write_submission,
+)
+
+STUDENTS = {
+    "ada": "complete",
+    "ben": "empty (untouched release)",
+    "cleo": "half done",
+    "dev": "classic bugs",
+    "eve": "complete, noisy (stderr + warnings)",
+}
+
+
+def student_answers(root: Path, assignment: str) -> dict[str, dict[str, str] | None]:
+    """``{student: answers to fill}`` for one assignment (None: submit the release as is)."""
+    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
+    reference = reference_answers(source_nb)
+    ids = answer_cell_ids(source_nb)
+    buggy = dict(reference)
+    seen_cells = []
+    for m in load_mutants(mutants_file(root, assignment)):
+        if m.cell in seen_cells:
+            continue
+        seen_cells.append(m.cell)
+        if len(seen_cells) % 2 == 1:  # first known bug of every second graded function
+            buggy = mutate(buggy, m)
+    return {
+        "ada": reference,
+        "ben": None,
+        "cleo": {gid: reference[gid] for gid in ids[: len(ids) // 2]},
+        "dev": buggy,
+        "eve": make_noisy(reference),
+    }
+
+
+def build_class(root: str | Path, out: str | Path) -> Path:
+    """Create the demo course directory ``out`` (replacing it) with every submission."""
+    root, out = Path(root).resolve(), Path(out).resolve()
+    if out == root or out in root.parents:
+        raise ValueError(f"refusing to use {out} as the demo directory: it holds the course")
+    if out.exists():
+        if not (out / ".dlkit-demo").exists():
+            raise FileExistsError(
+                f"{out} exists and is not a demo class made by this command; "
+                "choose another --out or remove it yourself"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    (out / ".dlkit-demo").write_text("made by `python -m grader demo`; safe to delete\n")
+    (out / "nbgrader_config.py").write_text(
+        "from grader.settings import configure\n\nconfigure(get_config())  # noqa: F821\n"
+    )
+    for assignment in available_assignments(root):
+        shutil.copytree(root / SOURCE_DIR / assignment, out / SOURCE_DIR / assignment)
+        release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
+        for student, answers in student_answers(root, assignment).items():
+            nb = release_nb if answers is None else fill(release_nb, answers)
+            write_submission(out, student, assignment, {assignment: nb})
+    return out
+
+
+def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[GradeResult]:
+    """Build, grade, give feedback and export; print the table; return the results."""
+    start = time.perf_counter()
+    course = build_class(root, out)
+    assignments = available_assignments(root)
+    results: list[GradeResult] = []
+    for assignment in assignments:
+        results += autograde(course, assignment, progress=progress)
+    failed = [r for r in results if not r.success]
+    for r in results:
+        if r.success:
+            generate_feedback(course, r.assignment, r.student)
+    csv = export_grades_csv(course, course / "grades.csv")
+    print()
+    print("Demo class —", ", ".join(f"{s}: {d}" for s, d in STUDENTS.items()))
+    print(grade_table(results, assignments))
+    print("(autograded points; written answers await manual grading in the formgrader)")
+    print(f"grades CSV:    {csv}")
+    print(f"feedback HTML: {course / 'feedback'}/<student>/<assignment>/")
+    print(f"graded {len(results)} notebooks in {time.perf_counter() - start:.1f} s")
+    for r in failed:
+        print(f"ERROR grading {r.student}/{r.assignment}:\n{r.error}")
+    return results

@@ -1,0 +1,93 @@
+import nbformat
+import numpy as np
+import pytest
+
+from grader.authoring import answer, markdown, notebook, written_answer
+from grader.authoring import tests as grade_cell
+from grader.submissions import (
+    Mutant,
+    answer_cell_ids,
+    autograded_test_points,
+    fill,
+    load_mutants,
+    make_noisy,
+    mutate,
+    reference_answers,
+    strip_solution_markers,
+)
+
+SOURCE = notebook(
+    [
+        markdown("# t"),
+        answer("f", "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"),
+        grade_cell("test_f", 2, "assert f(1) == 2"),
+        written_answer("why", 1, "Because."),
+    ]
+)
+
+
+def test_reference_answers_strip_markers():
+    answers = reference_answers(SOURCE)
+    assert answers == {"f": "def f(x):\n    return 2 * x", "why": "Because."}
+    assert strip_solution_markers("no markers") == "no markers"
+    assert answer_cell_ids(SOURCE) == ["f", "why"]
+    assert autograded_test_points(SOURCE) == {"test_f": 2.0}
+
+
+def test_fill_replaces_only_named_cells_and_copies():
+    filled = fill(SOURCE, {"f": "def f(x):\n    return 0"})
+    assert filled.cells[1].source == "def f(x):\n    return 0"
+    assert SOURCE.cells[1].source.startswith("def f(x):\n    ### BEGIN")  # original untouched
+    with pytest.raises(KeyError, match="nope"):
+        fill(SOURCE, {"nope": ""})
+
+
+def test_mutate_requires_exactly_one_match():
+    answers = reference_answers(SOURCE)
+    m = Mutant("double", "f", "2 * x", "3 * x", ("test_f",))
+    assert mutate(answers, m)["f"].endswith("3 * x")
+    with pytest.raises(ValueError, match="0 times"):
+        mutate(answers, Mutant("gone", "f", "4 * x", "x", ()))
+    with pytest.raises(KeyError):
+        mutate(answers, Mutant("nocell", "g", "x", "y", ()))
+
+
+def test_load_mutants_validates(tmp_path):
+    good = tmp_path / "a.mutants.toml"
+    good.write_text(
+        '[[mutant]]\nname = "m"\ncell = "f"\nfind = "a"\nreplace = "b"\ncaught_by = ["t"]\n'
+    )
+    (m,) = load_mutants(good)
+    assert m.caught_by == ("t",)
+    bad = tmp_path / "b.mutants.toml"
+    bad.write_text('[[mutant]]\nname = "m"\ncell = "f"\n')
+    with pytest.raises(ValueError, match="lacks"):
+        load_mutants(bad)
+    dup = tmp_path / "c.mutants.toml"
+    dup.write_text(good.read_text() * 2)
+    with pytest.raises(ValueError, match="duplicate"):
+        load_mutants(dup)
+
+
+def test_noisy_answers_behave_identically_but_write_stderr(capsys):
+    answers = {"f": "import numpy as np\n\ndef f(x):\n    return np.sum(x) * 2", "w": "Prose."}
+    noisy = make_noisy(answers)
+    assert noisy["w"] == "Prose."
+    quiet_ns, noisy_ns = {}, {}
+    exec(answers["f"], quiet_ns)
+    exec(noisy["f"], noisy_ns)
+    x = np.arange(4.0)
+    with pytest.warns(RuntimeWarning, match="harmless"):
+        assert noisy_ns["f"](x) == quiet_ns["f"](x)
+    assert "debug: calling f" in capsys.readouterr().err
+
+
+def test_authoring_cells_round_trip_through_nbformat(tmp_path):
+    from grader.authoring import HIDDEN_NOTE, save
+
+    src = "assert True\n### BEGIN HIDDEN TESTS\nx = 1\n### END HIDDEN TESTS"
+    nb = notebook([grade_cell("t", 1, src)])
+    assert HIDDEN_NOTE in nb.cells[0].source
+    save(nb, tmp_path / "n.ipynb")
+    back = nbformat.read(tmp_path / "n.ipynb", as_version=4)
+    assert back.cells[0].metadata["nbgrader"]["points"] == 1
