@@ -1,0 +1,80 @@
+"""The README's main job: the demo class graded end to end through nbgrader."""
+
+import csv
+
+import pytest
+
+from grader.autograde import autograde, make_api
+from grader.demo import STUDENTS, build_class, run
+
+from .conftest import ASSIGNMENTS, ROOT
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "class"
+    results = run(ROOT, out, progress=False)
+    return out, {(r.student, r.assignment): r for r in results}
+
+
+def test_every_submission_graded(demo):
+    _, results = demo
+    assert set(results) == {(s, a) for s in STUDENTS for a in ASSIGNMENTS}
+    assert all(r.success for r in results.values()), [r.error for r in results.values()]
+
+
+def test_grades_follow_the_students(demo):
+    _, results = demo
+    for a in ASSIGNMENTS:
+        full = results["ada", a].auto_max
+        assert results["ada", a].auto_score == full > 0
+        assert results["ben", a].auto_score == 0
+        assert 0 < results["cleo", a].auto_score < full
+        assert 0 < results["dev", a].auto_score < full
+        # warnings and stderr from correct code must not cost a point
+        assert results["eve", a].auto_score == full
+
+
+def test_grades_csv_and_feedback_written(demo):
+    out, results = demo
+    with open(out / "grades.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(r["student_id"], r["assignment"]) for r in rows} == set(results)
+    by_key = {(r["student_id"], r["assignment"]): float(r["raw_score"]) for r in rows}
+    for key, res in results.items():
+        assert by_key[key] == res.score
+    for student, assignment in results:
+        html = out / "feedback" / student / assignment / f"{assignment}.html"
+        text = html.read_text()
+        assert "hidden tests: not shown" in text
+        assert "BEGIN HIDDEN TESTS" not in text and "default_rng(10" not in text
+
+
+def test_demo_refuses_to_delete_a_foreign_directory(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError):
+        build_class(ROOT, tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_without_the_kit_settings_nbgrader_would_zero_the_noisy_student(demo, tmp_path):
+    """Control experiment: the stderr guard is what saves eve's marks."""
+    out, results = demo
+    api = make_api(out)
+    assert api.config.IgnorePattern.enabled
+    import grader.settings as settings
+
+    original = settings.configure
+
+    def without_guard(c, root=None):
+        original(c, root)
+        c.IgnorePattern.enabled = False
+        return c
+
+    settings.configure = without_guard
+    try:
+        (res,) = autograde(out, ASSIGNMENTS[0], ["eve"], progress=False)
+    finally:
+        settings.configure = original
+    assert res.success
+    assert res.auto_score < results["eve", ASSIGNMENTS[0]].auto_score
