@@ -69,6 +69,34 @@ def _cmd_autograde(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_grade(args: argparse.Namespace) -> int:
+    import time
+
+    from grader.classgrade import ClassGrader, summary
+    from grader.executor import Limits
+    from grader.reports import export_grades_csv
+    from grader.sandbox import can_isolate
+
+    limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
+                    memory_mb=args.memory_mb)
+    if not args.no_sandbox and not can_isolate() and args.scheduler is None:
+        print("WARNING: UNSANDBOXED — student code runs with your rights (no root here for "
+              "namespaces); resource limits still apply", file=sys.stderr)
+    start = time.perf_counter()
+    grader = ClassGrader(args.course, workers=args.workers, scheduler=args.scheduler,
+                         limits=limits, sandbox=not args.no_sandbox, force=args.force,
+                         progress=not args.no_progress)
+    print(f"grading with {grader.backend.describe()}", file=sys.stderr)
+    outcomes = grader.grade(args.assignments or None)
+    from grader.reports import grade_table
+
+    print(grade_table(outcomes, sorted({o.assignment for o in outcomes})))
+    print(summary(outcomes, time.perf_counter() - start))
+    csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
+    print(f"grades CSV: {csv}")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -90,7 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.set_defaults(func=_cmd_mutants)
 
-    p = sub.add_parser("autograde", help="autograde submitted/<student>/<assignment>/ serially")
+    p = sub.add_parser("grade", help="grade a whole class in parallel (local or Dask)")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all submitted)")
+    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (cores)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://h:8786")
+    p.add_argument("--force", action="store_true", help="regrade even what is up to date")
+    p.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
+    p.add_argument("--notebook-timeout", type=float, default=300.0, help="seconds per notebook")
+    p.add_argument("--memory-mb", type=int, default=4096, help="memory per notebook process")
+    p.add_argument("--no-sandbox", action="store_true", help="run student code unisolated")
+    p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("autograde", help="plain nbgrader autograde, one notebook at a time")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
     p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
     p.set_defaults(func=_cmd_autograde)
