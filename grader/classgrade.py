@@ -94,6 +94,30 @@ class GradingError(Exception):
 # ----------------------------------------------------------------------------- backends
 
 
+class InlineBackend:
+    """No pool: the coordinator forks each notebook's process itself, one at a time."""
+
+    def submit(self, job: Job):
+        fut = cf.Future()
+        try:
+            fut.set_result(execute_job(job))
+        except Exception as exc:  # noqa: BLE001 - handed to the retry logic like any backend
+            fut.set_exception(exc)
+        return fut
+
+    def wait(self, futures):
+        return set(futures), set()
+
+    def reset(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        return "the coordinator process itself (no pool)"
+
+
 class LocalBackend:
     """A pool of worker processes on this machine, each importing the libraries once."""
 
@@ -245,12 +269,12 @@ class ClassGrader:
         self,
         course: str | Path,
         *,
-        workers: int | None = None,
-        scheduler=None,
+        workers: int | None = None,  # None: one per core; 0: no pool (inline)
+        scheduler=None,  # a Dask scheduler address or distributed.Client
         limits: Limits | None = None,
         sandbox: bool = True,
         force: bool = False,
-        retries: int = 2,
+        retries: int = 3,
         progress: bool = True,
     ):
         self.course = Path(course).resolve()
@@ -264,6 +288,8 @@ class ClassGrader:
         self.progress = progress
         if scheduler is not None:
             self.backend = DaskBackend(scheduler)
+        elif workers == 0:
+            self.backend = InlineBackend()
         else:
             self.backend = LocalBackend(workers or os.cpu_count() or 1)
         self._release_cache: dict[tuple[str, str], NotebookNode] = {}

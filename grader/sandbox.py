@@ -6,7 +6,9 @@ With root rights (a grading machine or container) the child gets, before any stu
 * its own mount namespace: a fresh tmpfs over the grading job area (so the other students'
   notebooks and their throw-away folders are invisible), over the course directory (source
   notebooks, gradebook, submissions) and over ``/root``; a throw-away ``HOME``;
-* the unprivileged ``nobody`` user, so it can neither undo the above nor signal the grader;
+* an unprivileged user of its own (a uid with no account, one per notebook process), so it can
+  neither undo the above nor signal the grader, and its process limit is shared with no
+  other notebook;
 
 and always, with or without root: resource limits on address space (memory bombs), process
 count (fork bombs), file size and core dumps, plus its own session so every process it starts
@@ -28,7 +30,8 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWIPC = 0x08000000
 MS_REC, MS_PRIVATE, MS_NOSUID, MS_NODEV, MS_BIND = 0x4000, 1 << 18, 0x2, 0x4, 0x1000
-NOBODY = 65534
+UID_BASE = 200_000  # sandbox users: one uid per notebook process, so a fork bomb exhausts only
+UID_SPAN = 50_000  # its own process count (RLIMIT_NPROC counts per uid), not its neighbours'
 
 
 def _libc():
@@ -129,9 +132,10 @@ def enter(workdir: str, limits, *, enabled: bool = True, hide: list[str] | None 
         _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
         info["network"] = "none"
         job_area = os.path.dirname(os.path.abspath(workdir))
+        uid = UID_BASE + os.getpid() % UID_SPAN  # per notebook process
         for name in os.listdir(workdir):
-            os.chown(os.path.join(workdir, name), NOBODY, NOBODY)
-        os.chown(workdir, NOBODY, NOBODY)
+            os.chown(os.path.join(workdir, name), uid, uid)
+        os.chown(workdir, uid, uid)
         _hide(libc, job_area)
         info["hidden"].append(job_area)
         staged = _stage_needed_paths(libc, job_area)
@@ -144,12 +148,12 @@ def enter(workdir: str, limits, *, enabled: bool = True, hide: list[str] | None 
                    f"expose {target}")
         home = os.path.join(job_area, "home")  # on the fresh tmpfs: throw-away
         os.makedirs(home, exist_ok=True)
-        os.chown(home, NOBODY, NOBODY)
+        os.chown(home, uid, uid)
         set_limits(limits)
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        info.update(isolated=True, user=NOBODY)
+        os.setgid(uid)
+        os.setuid(uid)
+        info.update(isolated=True, user=uid)
     else:
         home = workdir
         set_limits(limits)
