@@ -59,6 +59,8 @@ class Outcome:
     reason: str = ""
     seconds: float = 0.0
     cells: dict[str, tuple[float, float]] = field(default_factory=dict)
+    cell_seconds: float = 0.0  # time the student's cells ran
+    worker_seconds: float = 0.0  # time the worker spent on it, fork to reap
 
     @property
     def ok(self) -> bool:
@@ -539,7 +541,7 @@ class ClassGrader:
     def _commit(self, prep: _Prepared, results: dict[str, dict]) -> Outcome:
         from nbconvert.exporters import NotebookExporter
         from nbgrader.converters import Autograde
-        from nbgrader.preprocessors import Execute
+        from nbgrader.preprocessors import CheckCellMetadata, Execute
 
         flags = list(prep.flags)
         executed = {}
@@ -560,7 +562,8 @@ class ClassGrader:
             else:
                 gb.update_or_create_submission(prep.assignment, prep.student)
         post = Autograde.class_traits()["autograde_preprocessors"].default()
-        post = [pp for pp in post if pp is not Execute]  # the workers executed it
+        # the workers executed the cells; cell metadata was checked when preparing
+        post = [pp for pp in post if pp is not Execute and pp is not CheckCellMetadata]
         written = {}
         for nb_id, nb in executed.items():
             exporter = NotebookExporter(config=self.config)
@@ -584,7 +587,9 @@ class ClassGrader:
                     if grade.cell.cell_type == "code":
                         cells[grade.name] = (float(grade.score), float(grade.max_score))
         outcome = Outcome(prep.student, prep.assignment, "graded", score, max_score, flags,
-                          cells=cells)
+                          cells=cells,
+                          cell_seconds=sum(r["cell_seconds"] for r in results.values()),
+                          worker_seconds=sum(r["total_seconds"] for r in results.values()))
         self._write_autograded(prep, written, outcome)
         return outcome
 
@@ -618,12 +623,8 @@ class ClassGrader:
         shutil.rmtree(old, ignore_errors=True)
 
     # -- the run -------------------------------------------------------------
-    def grade(self, assignments: list[str] | None = None) -> list[Outcome]:
-        from tqdm.auto import tqdm
-
-        assignments = assignments or self.assignments()
-        outcomes: list[Outcome] = []
-        preps: list[_Prepared] = []
+    def _prepared(self, assignments: list[str], outcomes: list[Outcome]):
+        """Yield every submission that needs grading, prepared; report the others."""
         for assignment in assignments:
             try:
                 notebook_ids = self.ensure_assignment(assignment)
@@ -645,26 +646,57 @@ class ClassGrader:
                 if done is not None:
                     outcomes.append(done)
                 else:
-                    preps.append(prep)
+                    yield prep
 
-        todo = {(p.student, p.assignment, nb): p for p in preps for nb in p.notebooks}
+    def grade(self, assignments: list[str] | None = None) -> list[Outcome]:
+        """Grade every submission of ``assignments`` (default: all submitted ones).
+
+        Preparing, executing and committing overlap: the coordinator prepares the next
+        submissions while the workers run the previous ones.
+        """
+        from tqdm.auto import tqdm
+
+        assignments = assignments or self.assignments()
+        total = sum(len(self.submissions(a)) for a in assignments)
+        outcomes: list[Outcome] = []
+        pending_preps = self._prepared(assignments, outcomes)
+        todo: dict[tuple, _Prepared] = {}
         results: dict[tuple, dict] = {}
-        attempts: dict[tuple, int] = {k: 0 for k in todo}
+        attempts: dict[tuple, int] = {}
         died_once: set[tuple] = set()
         started: dict[tuple, float] = {}
+        remaining: dict[int, int] = {}  # notebooks still to run, per prepared submission
         futures: dict = {}
+        in_flight_cap = 2 * getattr(self.backend, "workers", 8)
 
         def launch(key):
-            attempts[key] += 1
+            attempts[key] = attempts.get(key, 0) + 1
             started.setdefault(key, time.perf_counter())
             futures[self.backend.submit(self.job(todo[key], key[2]))] = key
 
-        bar = tqdm(total=len(preps), desc="grading", unit="nb", disable=not self.progress)
+        def finish(out: Outcome):
+            outcomes.append(out)
+            bar.update(1)
+
+        bar = tqdm(total=total, desc="grading", unit="nb", disable=not self.progress)
+        reported = 0
         try:
-            for key in todo:
-                launch(key)
-            remaining_by_prep = {id(p): len(p.notebooks) for p in preps}
-            while futures:
+            exhausted = False
+            while futures or not exhausted:
+                while not exhausted and len(futures) < in_flight_cap:
+                    prep = next(pending_preps, None)
+                    if prep is None:
+                        exhausted = True
+                        break
+                    remaining[id(prep)] = len(prep.notebooks)
+                    for nb in prep.notebooks:
+                        todo[(prep.student, prep.assignment, nb)] = prep
+                        launch((prep.student, prep.assignment, nb))
+                if len(outcomes) > reported:  # reported without running anything
+                    bar.update(len(outcomes) - reported)
+                    reported = len(outcomes)
+                if not futures:
+                    continue
                 done, _ = self.backend.wait(set(futures))
                 for fut in done:
                     key = futures.pop(fut, None)
@@ -684,20 +716,21 @@ class ClassGrader:
                                     launch(k)
                             launch(key)
                             continue
-                        outcomes.append(Outcome(
-                            prep.student, prep.assignment, "failed",
-                            reason=f"infrastructure failure after {attempts[key]} attempts: "
-                                   f"{type(exc).__name__}: {exc}; previous grade kept"))
-                        remaining_by_prep[id(prep)] = -1
-                        bar.update(1)
+                        if remaining[id(prep)] >= 0:
+                            remaining[id(prep)] = -1
+                            finish(Outcome(
+                                prep.student, prep.assignment, "failed",
+                                reason=f"infrastructure failure after {attempts[key]} attempts:"
+                                       f" {type(exc).__name__}: {exc}; previous grade kept"))
+                            reported += 1
                         continue
                     if res["status"] in ("died", "crash") and key not in died_once:
                         died_once.add(key)  # once more, to rule out a flaky machine
                         launch(key)
                         continue
                     results[key] = res
-                    remaining_by_prep[id(prep)] -= 1
-                    if remaining_by_prep[id(prep)] == 0:
+                    remaining[id(prep)] -= 1
+                    if remaining[id(prep)] == 0:
                         per_nb = {nb: results[(prep.student, prep.assignment, nb)]
                                   for nb in prep.notebooks}
                         try:
@@ -707,8 +740,8 @@ class ClassGrader:
                                           reason=f"could not record the grade: {exc!r}; "
                                                  "previous grade kept")
                         out.seconds = time.perf_counter() - started[key]
-                        outcomes.append(out)
-                        bar.update(1)
+                        finish(out)
+                        reported += 1
         finally:
             bar.close()
             self.backend.close()

@@ -315,3 +315,20 @@ def test_unsandboxed_grading_still_works_and_says_so(course, graded, monkeypatch
     by = {o.student: o for o in grader.grade([A])}
     assert by["complete"].auto_score == FULL
     assert any("UNSANDBOXED" in f for f in by["complete"].flags)
+
+
+def test_dask_cluster_grades_like_the_local_pool(course, graded):
+    """The same command on a (local) Dask distributed cluster: same grades, one gradebook."""
+    from distributed import Client, LocalCluster
+
+    _, first = graded
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        grader = ClassGrader(course, scheduler=client, limits=LIMITS, force=True,
+                             progress=False)
+        assert "Dask cluster" in grader.backend.describe()
+        outcomes = {o.student: o for o in grader.grade([A])}
+    for student, o in first.items():
+        assert outcomes[student].status == o.status, student
+        if o.status == "graded":
+            assert outcomes[student].cells == o.cells, student

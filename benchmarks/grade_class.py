@@ -1,0 +1,142 @@
+"""Benchmark: grade a generated class with `dlgrader grade` and with plain serial nbgrader.
+
+    python benchmarks/grade_class.py --students 40            # both, ratio printed
+    python benchmarks/grade_class.py --students 40 --workers-sweep 1,2,4,8,16 --skip-nbgrader
+
+The class: every available notebook for each student; a seeded mix of complete answers,
+known-bug mutants, untouched stubs and correct-but-noisy answers (grader.submissions). Both
+engines grade identical copies; the per-cell scores are compared, and the script fails if they
+differ. Prints seconds per notebook for each engine and their ratio, measured in one run, and
+the per-notebook overhead of `dlgrader grade` beyond the student code's own run time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from grader.autograde import autograde  # noqa: E402
+from grader.classgrade import ClassGrader  # noqa: E402
+from grader.mutants import mutants_file  # noqa: E402
+from grader.release import available_assignments, release_notebook, source_notebook  # noqa: E402
+from grader.submissions import (  # noqa: E402
+    fill,
+    load_mutants,
+    make_noisy,
+    mutate,
+    reference_answers,
+    write_submission,
+)
+
+
+def build_class(dest: Path, students: int, assignments: list[str], seed: int) -> int:
+    rng = np.random.default_rng(seed)
+    dest.mkdir(parents=True)
+    (dest / "nbgrader_config.py").write_text(
+        "from grader.settings import configure\nconfigure(get_config())  # noqa: F821\n"
+    )
+    n = 0
+    for a in assignments:
+        shutil.copytree(ROOT / "solutions" / a, dest / "solutions" / a)
+        release = nbformat.read(release_notebook(ROOT, a), as_version=4)
+        good = reference_answers(nbformat.read(source_notebook(ROOT, a), as_version=4))
+        mutants = load_mutants(mutants_file(ROOT, a))
+        for s in range(students):
+            kind = rng.choice(["complete", "mutant", "stub", "noisy"], p=[0.5, 0.3, 0.1, 0.1])
+            if kind == "stub":
+                nb = release
+            elif kind == "mutant":
+                nb = fill(release, mutate(good, mutants[rng.integers(len(mutants))]))
+            elif kind == "noisy":
+                nb = fill(release, make_noisy(good))
+            else:
+                nb = fill(release, good)
+            write_submission(dest, f"student{s:03d}", a, {a: nb})
+            n += 1
+    return n
+
+
+def run_ours(course: Path, workers: int) -> tuple[float, list]:
+    t = time.perf_counter()
+    outcomes = ClassGrader(course, workers=workers, progress=False).grade()
+    return time.perf_counter() - t, outcomes
+
+
+def run_nbgrader(course: Path, assignments: list[str]) -> tuple[float, list]:
+    t = time.perf_counter()
+    results = []
+    for a in assignments:
+        results += autograde(course, a, progress=False)
+    return time.perf_counter() - t, results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=40)
+    parser.add_argument("--assignments", nargs="*", default=None)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--workers-sweep", default="", help="e.g. 1,2,4,8,16")
+    parser.add_argument("--skip-nbgrader", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    assignments = args.assignments or available_assignments(ROOT)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "class"
+        n = build_class(base, args.students, assignments, args.seed)
+        print(f"class: {args.students} students x {len(assignments)} notebooks = {n} "
+              f"submissions; {os.cpu_count()} cores")
+
+        sweep = [int(w) for w in args.workers_sweep.split(",") if w] or [args.workers]
+        ours = {}
+        for w in sweep:
+            course = Path(tmp) / f"ours-{w}"
+            shutil.copytree(base, course)
+            seconds, outcomes = run_ours(course, w)
+            bad = [o for o in outcomes if o.status != "graded"]
+            if bad:
+                print(f"{len(bad)} not graded: {bad[0].student}: {bad[0].reason}")
+                return 1
+            ours[w] = (seconds, outcomes)
+            cells = sum(o.cell_seconds for o in outcomes) / n
+            worker = sum(o.worker_seconds for o in outcomes) / n
+            print(f"dlgrader grade, {w} workers: {seconds:7.1f} s  {seconds / n:.3f} s/notebook"
+                  f"  {n / seconds:.2f} notebooks/s;  per notebook: student cells {cells:.3f} s,"
+                  f" worker overhead {worker - cells:.3f} s, wall x workers - cells "
+                  f"{seconds * w / n - cells:.3f} s")
+        if len(sweep) > 1:
+            s1 = ours[sweep[0]][0]
+            for w in sweep:
+                print(f"  scaling: {w:3d} workers  speed-up {s1 / ours[w][0]:.2f}x "
+                      f"over {sweep[0]} worker(s)")
+
+        if args.skip_nbgrader:
+            return 0
+        course = Path(tmp) / "nbgrader"
+        shutil.copytree(base, course)
+        seconds_nb, results = run_nbgrader(course, assignments)
+        print(f"nbgrader autograde, serial: {seconds_nb:7.1f} s  {seconds_nb / n:.3f} s/notebook")
+        w = sweep[-1]
+        seconds_ours, outcomes = ours[w]
+        print(f"ratio (nbgrader serial / dlgrader grade with {w} workers): "
+              f"{seconds_nb / seconds_ours:.2f}x")
+        theirs = {(r.student, r.assignment): r.cells for r in results}
+        differ = [(o.student, o.assignment) for o in outcomes
+                  if o.cells != theirs[o.student, o.assignment]]
+        print(f"per-cell scores identical for {n - len(differ)}/{n} submissions")
+        return 1 if differ else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
