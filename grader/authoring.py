@@ -12,7 +12,6 @@ Equivalent to nbgrader's "Create Assignment" toolbar in JupyterLab::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import nbformat
@@ -97,8 +96,8 @@ def notebook(cells: list[NotebookNode]) -> NotebookNode:
 
 
 def save(nb: NotebookNode, path: str | Path) -> None:
-    """Validate and write in the repository's normal form (sorted keys, indent 1)."""
+    """Validate and write as nbformat (and nbgrader) write notebooks."""
     nbformat.validate(nb)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    nbformat.write(nb, path)

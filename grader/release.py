@@ -7,7 +7,6 @@ a committed notebook carries outputs.
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -67,10 +66,8 @@ def generate_release(
 
 
 def normalise(path: Path) -> None:
-    """Write ``path`` in a stable form (sorted keys, 1-space indent) so diffs stay small."""
-    nb = nbformat.read(path, as_version=4)
-    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
-    path.write_text(text, encoding="utf-8")
+    """Rewrite ``path`` as nbformat (and so nbgrader's own CLI) writes it: stable diffs."""
+    nbformat.write(nbformat.read(path, as_version=4), path)
 
 
 def notebooks_with_outputs(paths: list[Path]) -> list[str]:

@@ -39,7 +39,12 @@ STDERR_IGNORE_PATTERN = r"[\s\S]"
 
 
 def configure(c: Config, root: str | Path | None = None) -> Config:
-    """Apply the kit's nbgrader settings to ``c`` (a traitlets Config); return it."""
+    """Apply the kit's nbgrader settings to ``c`` (a traitlets Config); return it.
+
+    Also puts this interpreter's ``bin/`` on ``PATH`` (see :func:`ensure_environment_on_path`),
+    so ``.venv/bin/nbgrader ...`` works without activating the environment.
+    """
+    ensure_environment_on_path()
     if root is not None:
         c.CourseDirectory.root = str(Path(root).resolve())
     c.CourseDirectory.course_id = COURSE_ID
@@ -85,5 +90,4 @@ def ensure_environment_on_path() -> None:
 
 def make_config(root: str | Path) -> Config:
     """A fresh Config for the course directory ``root`` (and a PATH that finds its tools)."""
-    ensure_environment_on_path()
     return configure(Config(), root)
