@@ -52,23 +52,6 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _cmd_autograde(args: argparse.Namespace) -> int:
-    from grader.autograde import autograde
-    from grader.reports import export_grades_csv, grade_table
-
-    assignments = args.assignments or available_assignments(args.course)
-    results = []
-    for assignment in assignments:
-        results += autograde(args.course, assignment, progress=not args.no_progress)
-    print(grade_table(results, assignments))
-    csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
-    print(f"grades CSV: {csv}")
-    failed = [r for r in results if not r.success]
-    for r in failed:
-        print(f"could not grade {r.student}/{r.assignment}:\n{r.error}", file=sys.stderr)
-    return 1 if failed else 0
-
-
 def _cmd_grade(args: argparse.Namespace) -> int:
     import time
 
@@ -130,10 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sandbox", action="store_true", help="run student code unisolated")
     p.set_defaults(func=_cmd_grade)
 
-    p = sub.add_parser("autograde", help="plain nbgrader autograde, one notebook at a time")
-    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
-    p.set_defaults(func=_cmd_autograde)
     return parser
 
 
