@@ -332,3 +332,47 @@ def test_dask_cluster_grades_like_the_local_pool(course, graded):
         assert outcomes[student].status == o.status, student
         if o.status == "graded":
             assert outcomes[student].cells == o.cells, student
+
+
+def test_whole_notebook_time_limit(course, graded):
+    """Every cell under its own limit, the notebook over its: the rest is marked not run."""
+    slow = "import time\n\ndef double(x):\n    time.sleep(1.2)\n    return 2 * x"
+    submit(course, "slowpoke", solved(course, double=slow))
+    limits = Limits(cell_timeout=2.0, notebook_timeout=1.5, memory_mb=2048)
+    by = {o.student: o for o in
+          ClassGrader(course, workers=0, limits=limits, progress=False).grade([A])}
+    o = by["slowpoke"]
+    assert o.status == "graded" and o.auto_score == 0.0, o.cells
+    assert any("notebook exceeded its time limit" in f for f in o.flags), o.flags
+    nb = nbformat.read(course / "autograded" / "slowpoke" / A / f"{A}.ipynb", as_version=4)
+    enames = [out.get("ename") for c in nb.cells if c.cell_type == "code" for out in c.outputs]
+    assert "CellTimeout" in enames and "NotExecuted" in enames
+    shutil.rmtree(course / "submitted" / "slowpoke")
+
+
+def test_interrupted_run_resumes(course, graded, monkeypatch):
+    """Stop a run after two commits; the next run grades exactly what is left."""
+    new = [f"late{k}" for k in range(4)]
+    for student in new:
+        submit(course, student, solved(course))
+    real_commit = ClassGrader.commit
+    calls = []
+
+    def commit_then_stop(self, prep, results):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the instructor pressed Ctrl-C
+        calls.append(prep.student)
+        return real_commit(self, prep, results)
+
+    monkeypatch.setattr(ClassGrader, "commit", commit_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        ClassGrader(course, workers=0, limits=LIMITS, progress=False).grade([A])
+    monkeypatch.setattr(ClassGrader, "commit", real_commit)
+    by = {o.student: o for o in
+          ClassGrader(course, workers=0, limits=LIMITS, progress=False).grade([A])}
+    assert len(calls) == 2 and set(calls) < set(new)
+    regraded = {s for s, o in by.items() if o.status == "graded"}
+    assert regraded == set(new) - set(calls)
+    assert all(by[s].auto_score == FULL for s in new)
+    for student in new:
+        shutil.rmtree(course / "submitted" / student)
