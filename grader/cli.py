@@ -32,6 +32,13 @@ def _cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_student_kit(args: argparse.Namespace) -> int:
+    from grader.release import build_student_kit
+
+    print(f"wrote {build_student_kit(args.root, args.out)}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.demo import run
 
@@ -90,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--check", action="store_true", help="only check that notebooks/ is in sync")
     p.set_defaults(func=_cmd_release)
+
+    p = sub.add_parser("student-kit", help="zip what students get: notebooks/ + grader/")
+    p.add_argument("--root", default=root, help="course root (default: this repository)")
+    p.add_argument("--out", default="dist/student-kit.zip", help="zip file to write")
+    p.set_defaults(func=_cmd_student_kit)
 
     p = sub.add_parser("demo", help="grade the built-in demo class end to end")
     p.add_argument("--root", default=root, help="course root (default: this repository)")

@@ -110,3 +110,16 @@ def test_assignment_ids_are_the_designed_ones():
     assert set(AVAILABLE) <= set(ASSIGNMENTS)
     for a in AVAILABLE:
         assert Path(source_notebook(ROOT, a)).is_file()
+
+
+def test_student_kit_holds_release_and_package_only(tmp_path):
+    import zipfile
+
+    from grader.release import build_student_kit
+
+    kit = build_student_kit(ROOT, tmp_path / "kit.zip")
+    names = zipfile.ZipFile(kit).namelist()
+    assert "pyproject.toml" in names and "grader/checks.py" in names
+    for a in AVAILABLE:
+        assert f"notebooks/{a}/{a}.ipynb" in names
+    assert not [n for n in names if n.startswith("solutions/") or n.endswith(".mutants.toml")]
