@@ -30,6 +30,7 @@ from grader.autograde import autograde  # noqa: E402
 from grader.classgrade import ClassGrader  # noqa: E402
 from grader.mutants import mutants_file  # noqa: E402
 from grader.release import available_assignments, release_notebook, source_notebook  # noqa: E402
+from grader.settings import write_course_config  # noqa: E402
 from grader.submissions import (  # noqa: E402
     fill,
     load_mutants,
@@ -42,10 +43,7 @@ from grader.submissions import (  # noqa: E402
 
 def build_class(dest: Path, students: int, assignments: list[str], seed: int) -> int:
     rng = np.random.default_rng(seed)
-    dest.mkdir(parents=True)
-    (dest / "nbgrader_config.py").write_text(
-        "from grader.settings import configure\nconfigure(get_config())  # noqa: F821\n"
-    )
+    write_course_config(dest)
     n = 0
     for a in assignments:
         shutil.copytree(ROOT / "solutions" / a, dest / "solutions" / a)

@@ -15,17 +15,10 @@ from pathlib import Path
 from grader.settings import make_config
 
 
-@dataclass
-class GradeResult:
-    """The outcome of autograding one student's assignment."""
+class CellScores:
+    """Totals over ``self.cells``: ``{grade cell: (score, max score)}`` of autograded tests."""
 
-    student: str
-    assignment: str
-    success: bool
-    score: float = 0.0
-    max_score: float = 0.0
-    cells: dict[str, tuple[float, float]] = field(default_factory=dict)  # autograded tests
-    error: str | None = None
+    cells: dict[str, tuple[float, float]]
 
     @property
     def auto_score(self) -> float:
@@ -36,6 +29,19 @@ class GradeResult:
     def auto_max(self) -> float:
         """Points available on autograded test cells (manual answers excluded)."""
         return sum(m for _, m in self.cells.values())
+
+
+@dataclass
+class GradeResult(CellScores):
+    """The outcome of autograding one student's assignment."""
+
+    student: str
+    assignment: str
+    success: bool
+    score: float = 0.0
+    max_score: float = 0.0
+    cells: dict[str, tuple[float, float]] = field(default_factory=dict)  # autograded tests
+    error: str | None = None
 
 
 def make_api(root: str | Path):

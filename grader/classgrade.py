@@ -38,7 +38,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader.autograde import make_api
+from grader.autograde import CellScores, make_api
 from grader.executor import Job, Limits, execute_job, preload
 
 LEDGER = ".dlgrader.json"
@@ -47,7 +47,7 @@ FORMAT_VERSION = 1  # bump to invalidate every fingerprint
 
 
 @dataclass
-class Outcome:
+class Outcome(CellScores):
     """What happened to one student's assignment."""
 
     student: str
@@ -67,14 +67,6 @@ class Outcome:
         return self.status in ("graded", "up to date")
 
     success = ok  # the interface of grader.autograde.GradeResult, for grader.reports
-
-    @property
-    def auto_score(self) -> float:
-        return sum(s for s, _ in self.cells.values())
-
-    @property
-    def auto_max(self) -> float:
-        return sum(m for _, m in self.cells.values())
 
 
 @dataclass

@@ -27,7 +27,7 @@ from grader.autograde import GradeResult, autograde, generate_feedback
 from grader.mutants import mutants_file
 from grader.release import available_assignments, release_notebook, source_notebook
 from grader.reports import export_grades_csv, grade_table
-from grader.settings import SOURCE_DIR
+from grader.settings import SOURCE_DIR, write_course_config
 from grader.submissions import (
     answer_cell_ids,
     fill,
@@ -83,9 +83,7 @@ def build_class(root: str | Path, out: str | Path) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / ".dlkit-demo").write_text("made by `python -m grader demo`; safe to delete\n")
-    (out / "nbgrader_config.py").write_text(
-        "from grader.settings import configure\n\nconfigure(get_config())  # noqa: F821\n"
-    )
+    write_course_config(out)
     for assignment in available_assignments(root):
         shutil.copytree(root / SOURCE_DIR / assignment, out / SOURCE_DIR / assignment)
         release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)

@@ -88,6 +88,21 @@ def ensure_environment_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + path
 
 
+COURSE_CONFIG = (
+    '"""nbgrader configuration: every setting lives in grader.settings."""\n\n'
+    "from grader.settings import configure\n\n"
+    "configure(get_config())  # noqa: F821  (get_config is provided by traitlets)\n"
+)
+
+
+def write_course_config(root: str | Path) -> Path:
+    """Make ``root`` an nbgrader course directory of this kit (writes nbgrader_config.py)."""
+    path = Path(root) / "nbgrader_config.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(COURSE_CONFIG)
+    return path
+
+
 def make_config(root: str | Path) -> Config:
     """A fresh Config for the course directory ``root`` (and a PATH that finds its tools)."""
     return configure(Config(), root)

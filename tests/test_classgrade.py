@@ -19,6 +19,7 @@ from grader.authoring import tests as grade_cell
 from grader.classgrade import ClassGrader, repair_grade_cells
 from grader.executor import Limits
 from grader.sandbox import can_isolate
+from grader.settings import write_course_config
 from grader.submissions import fill, reference_answers
 
 A = "00_tiny"
@@ -44,9 +45,7 @@ LIMITS = Limits(cell_timeout=2.0, notebook_timeout=20.0, memory_mb=2048)
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     root = tmp_path_factory.mktemp("course")
-    (root / "nbgrader_config.py").write_text(
-        "from grader.settings import configure\nconfigure(get_config())  # noqa: F821\n"
-    )
+    write_course_config(root)
     save(SOURCE, root / "solutions" / A / f"{A}.ipynb")
     grader = ClassGrader(root, workers=2, limits=LIMITS, progress=False)
     grader.ensure_assignment(A)  # generate_assignment: gradebook + release
