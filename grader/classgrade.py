@@ -287,6 +287,7 @@ class ClassGrader:
         else:
             self.backend = LocalBackend(workers or os.cpu_count() or 1)
         self._release_cache: dict[tuple[str, str], NotebookNode] = {}
+        self._exporter = None
 
     # -- paths ---------------------------------------------------------------
     def _dir(self, step: str, student: str, assignment: str) -> Path:
@@ -354,7 +355,6 @@ class ClassGrader:
 
     # -- 1. prepare ----------------------------------------------------------
     def prepare(self, student: str, assignment: str, notebook_ids: list[str]) -> _Prepared:
-        from nbconvert.exporters import NotebookExporter
         from nbgrader.converters import Autograde
 
         sub = self._dir(self.coursedir.submitted_directory, student, assignment)
@@ -454,19 +454,30 @@ class ClassGrader:
                     "db_url": self.coursedir.db_url,
                 },
             }
-            exporter = NotebookExporter(config=self.config)
-            for pp in Autograde.class_traits()["sanitize_preprocessors"].default():
-                exporter.register_preprocessor(pp)
+            sanitize = Autograde.class_traits()["sanitize_preprocessors"].default()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    nb, res = exporter.from_notebook_node(nb, res)[0:2]
+                    nb, res = self._apply(sanitize, nb, res)
                 except Exception as exc:
                     raise GradingError(f"{nb_id}: nbgrader could not sanitize it: {exc}") from None
-            notebooks[nb_id] = nbformat.reads(nb, as_version=4) if isinstance(nb, str) else nb
+            notebooks[nb_id] = nb
             resources[nb_id] = res
         return _Prepared(student, assignment, notebooks, resources, extra, fingerprint, flags,
                          missing)
+
+    def _apply(self, classes, nb: NotebookNode, resources: dict):
+        """Run nbgrader's preprocessors in order, configured as its converters configure them.
+
+        (nbconvert's exporter would also re-validate the whole notebook after every step.)
+        """
+        from nbconvert.exporters import NotebookExporter
+
+        if self._exporter is None:
+            self._exporter = NotebookExporter(config=self.config)
+        for cls in classes:
+            nb, resources = cls(parent=self._exporter)(nb, resources)
+        return nb, resources
 
     def up_to_date(self, prep: _Prepared) -> Outcome | None:
         if self.force:
@@ -531,7 +542,6 @@ class ClassGrader:
             return self._commit(prep, results)
 
     def _commit(self, prep: _Prepared, results: dict[str, dict]) -> Outcome:
-        from nbconvert.exporters import NotebookExporter
         from nbgrader.converters import Autograde
         from nbgrader.preprocessors import CheckCellMetadata, Execute
 
@@ -558,13 +568,8 @@ class ClassGrader:
         post = [pp for pp in post if pp is not Execute and pp is not CheckCellMetadata]
         written = {}
         for nb_id, nb in executed.items():
-            exporter = NotebookExporter(config=self.config)
-            for pp in post:
-                exporter.register_preprocessor(pp)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                output, _ = exporter.from_notebook_node(nb, prep.resources[nb_id])
-            written[f"{nb_id}.ipynb"] = output.encode("utf-8")
+            nb, _ = self._apply(post, nb, prep.resources[nb_id])
+            written[f"{nb_id}.ipynb"] = nbformat.writes(nb).encode("utf-8")  # validates once
         with self._gradebook() as gb:
             for nb_id in prep.missing:  # as nbgrader: a missing notebook scores 0
                 sub_nb = gb.find_submission_notebook(nb_id, prep.assignment, prep.student)
