@@ -68,6 +68,10 @@ class Outcome(CellScores):
 
     success = ok  # the interface of grader.autograde.GradeResult, for grader.reports
 
+    @property
+    def error(self) -> str | None:
+        return None if self.ok else self.reason
+
 
 @dataclass
 class _Prepared:

@@ -51,7 +51,8 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
 
     ok = True
     for assignment in args.assignments or available_assignments(args.root):
-        report = evaluate(args.root, assignment, progress=not args.no_progress)
+        report = evaluate(args.root, assignment, progress=not args.no_progress,
+                          engine=args.engine)
         print(report.table())
         ok &= report.solution.auto_score == report.solution.auto_max
         ok &= report.stub.auto_score == 0
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("mutants", help="grade solution, stubs and known-bug mutants")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
+    p.add_argument("--engine", choices=["parallel", "nbgrader"], default="parallel",
+                   help="parallel class grader (default) or nbgrader's own serial autograde")
     p.set_defaults(func=_cmd_mutants)
 
     p = sub.add_parser("grade", help="grade a whole class in parallel (local or Dask)")

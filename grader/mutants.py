@@ -8,8 +8,11 @@ For one assignment this builds a throw-away nbgrader course, submits
   grade cells in its ``caught_by`` list must score 0 and all others full marks, so it loses
   exactly their points,
 
-and grades them all through nbgrader's real autograde and gradebook. Used by the test suite
-and by instructors writing new tests (``dlgrader mutants <assignment>``).
+and grades them all into nbgrader's real gradebook, either with nbgrader's own serial
+``autograde`` (``engine="nbgrader"``) or with the kit's parallel class grader
+(``engine="parallel"``, the default: same preprocessors and gradebook, one worker per core;
+``tests/test_demo.py`` checks that both give the same scores). Used by the test suite and by
+instructors writing new tests (``dlgrader mutants <assignment>``).
 """
 
 from __future__ import annotations
@@ -91,8 +94,27 @@ def _zeroed(result: GradeResult) -> tuple[set[str], set[str]]:
     return zero, partial
 
 
+ENGINES = ("parallel", "nbgrader")
+
+
+def _grade_all(course: Path, assignment: str, engine: str, progress: bool) -> dict:
+    if engine == "nbgrader":
+        return {r.student: r for r in autograde(course, assignment, progress=progress)}
+    if engine == "parallel":
+        from grader.classgrade import ClassGrader
+
+        grader = ClassGrader(course, force=True, progress=progress)
+        return {o.student: o for o in grader.grade([assignment])}
+    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+
+
 def evaluate(
-    root: str | Path, assignment: str, *, workdir: str | Path | None = None, progress: bool = False
+    root: str | Path,
+    assignment: str,
+    *,
+    workdir: str | Path | None = None,
+    progress: bool = False,
+    engine: str = "parallel",
 ) -> SuiteReport:
     """Grade solution, stubs and every declared mutant of ``assignment``; return the report."""
     root = Path(root).resolve()
@@ -113,7 +135,7 @@ def evaluate(
             submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
         for student, nb in submissions.items():
             write_submission(course, student, assignment, {assignment: nb})
-        results = {r.student: r for r in autograde(course, assignment, progress=progress)}
+        results = _grade_all(course, assignment, engine, progress)
     finally:
         if tmp is not None:
             tmp.cleanup()
