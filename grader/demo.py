@@ -5,14 +5,17 @@ Five students hand in every available notebook:
 ========  =================================================================
 ada       complete: the reference answers
 ben       empty: the release exactly as received (stubs untouched)
-cleo      half done: the first half of the answer cells
+cleo      half done: the first half of the functions (and methods) to write
 dev       classic bugs: one known bug (mutant) in every second graded function
 eve       complete, but every function prints to stderr and raises a warning
 ========  =================================================================
 
 ``python -m grader demo`` builds the class in a fresh nbgrader course directory (default
-``demo_class/``), grades it with nbgrader's own autograde and gradebook, writes the feedback
-HTML (hidden tests stripped) and nbgrader's grades CSV, and prints the grade table.
+``demo_class/``), grades it with the kit's class grader into nbgrader's gradebook (the same
+engine as ``python -m grader grade``: parallel, limited, sandboxed when run as root), writes
+the feedback HTML with nbgrader (hidden tests stripped) and the grades CSV, and prints the
+grade table. ``tests/test_demo.py`` grades the same class with nbgrader's own autograde and
+checks that every cell gets the same score.
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from pathlib import Path
 
 import nbformat
 
-from grader.autograde import GradeResult, autograde, generate_feedback
+from grader.autograde import generate_feedback
+from grader.classgrade import ClassGrader, Outcome
 from grader.mutants import mutants_file
 from grader.release import available_assignments, release_notebook, source_notebook
 from grader.reports import export_grades_csv, grade_table
 from grader.settings import SOURCE_DIR, write_course_config
 from grader.submissions import (
-    answer_cell_ids,
     fill,
+    half_done_answers,
     load_mutants,
     make_noisy,
     mutate,
@@ -51,7 +55,6 @@ def student_answers(root: Path, assignment: str) -> dict[str, dict[str, str] | N
     """``{student: answers to fill}`` for one assignment (None: submit the release as is)."""
     source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
     reference = reference_answers(source_nb)
-    ids = answer_cell_ids(source_nb)
     buggy = dict(reference)
     seen_cells = []
     for m in load_mutants(mutants_file(root, assignment)):
@@ -63,7 +66,7 @@ def student_answers(root: Path, assignment: str) -> dict[str, dict[str, str] | N
     return {
         "ada": reference,
         "ben": None,
-        "cleo": {gid: reference[gid] for gid in ids[: len(ids) // 2]},
+        "cleo": half_done_answers(source_nb),
         "dev": buggy,
         "eve": make_noisy(reference),
     }
@@ -93,14 +96,14 @@ def build_class(root: str | Path, out: str | Path) -> Path:
     return out
 
 
-def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[GradeResult]:
-    """Build, grade, give feedback and export; print the table; return the results."""
+def run(
+    root: str | Path, out: str | Path, *, progress: bool = True, workers: int | None = None
+) -> list[Outcome]:
+    """Build, grade (``dlgrader grade``'s engine), give feedback and export; print the table."""
     start = time.perf_counter()
     course = build_class(root, out)
     assignments = available_assignments(root)
-    results: list[GradeResult] = []
-    for assignment in assignments:
-        results += autograde(course, assignment, progress=progress)
+    results = ClassGrader(course, workers=workers, progress=progress).grade(assignments)
     failed = [r for r in results if not r.success]
     for r in results:
         if r.success:
@@ -114,5 +117,5 @@ def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[Gra
     print(f"feedback HTML: {course / 'feedback'}/<student>/<assignment>/")
     print(f"graded {len(results)} notebooks in {time.perf_counter() - start:.1f} s")
     for r in failed:
-        print(f"ERROR grading {r.student}/{r.assignment}:\n{r.error}")
+        print(f"ERROR grading {r.student}/{r.assignment}: {r.error}")
     return results

@@ -91,6 +91,14 @@ def preload() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+    try:
+        # tqdm makes a multiprocessing lock in the first process that draws a bar; made here,
+        # every notebook's process inherits it instead of leaking one semaphore each
+        import tqdm
+
+        tqdm.tqdm.get_lock()
+    except ImportError:
+        pass
     _shell = _make_shell()
     _preloaded = True
 

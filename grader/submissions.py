@@ -67,6 +67,39 @@ def reference_answers(source_nb: NotebookNode) -> dict[str, str]:
     }
 
 
+def half_done_answers(source_nb: NotebookNode) -> dict[str, str]:
+    """Answers of a student who stopped halfway through the notebook.
+
+    Solution regions are counted in notebook order over all code answer cells (a class with
+    three methods to write has three); the first half are answered with the reference, the
+    rest keep the release's stub (``raise NotImplementedError()``). The first half of the
+    written answers get the model answer. So a notebook with a single answer cell of several
+    methods is half done too.
+    """
+    code = [c for c in source_nb.cells if is_answer_cell(c) and c.cell_type == "code"]
+    written = [c for c in source_nb.cells if is_answer_cell(c) and c.cell_type != "code"]
+    regions = sum(c.source.count(BEGIN_SOLUTION) for c in code)
+    to_answer = regions // 2
+    answers = {}
+    for cell in code:
+        out, inside, keep = [], False, True
+        for line in cell.source.split("\n"):
+            if BEGIN_SOLUTION in line:
+                inside, keep = True, to_answer > 0
+                if not keep:
+                    indent = line[: len(line) - len(line.lstrip())]
+                    out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
+                to_answer -= 1
+            elif END_SOLUTION in line:
+                inside = False
+            elif keep or not inside:
+                out.append(line)
+        answers[nbgrader_meta(cell)["grade_id"]] = "\n".join(out)
+    for cell in written[: len(written) // 2]:
+        answers[nbgrader_meta(cell)["grade_id"]] = cell.source
+    return answers
+
+
 def answer_cell_ids(nb: NotebookNode) -> list[str]:
     return [nbgrader_meta(c)["grade_id"] for c in nb.cells if is_answer_cell(c)]
 
