@@ -9,6 +9,7 @@ from grader.submissions import (
     answer_cell_ids,
     autograded_test_points,
     fill,
+    half_done_answers,
     load_mutants,
     make_noisy,
     mutate,
@@ -32,6 +33,29 @@ def test_reference_answers_strip_markers():
     assert strip_solution_markers("no markers") == "no markers"
     assert answer_cell_ids(SOURCE) == ["f", "why"]
     assert autograded_test_points(SOURCE) == {"test_f": 2.0}
+
+
+def test_half_done_answers_the_first_half_of_the_methods():
+    cls = (
+        "class M:\n"
+        "    def a(self):\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION\n"
+        "\n"
+        "    def b(self):\n        ### BEGIN SOLUTION\n        return 2\n        ### END SOLUTION\n"
+        "\n"
+        "    def c(self):\n        ### BEGIN SOLUTION\n        return 3\n        ### END SOLUTION"
+    )
+    src = notebook([answer("M", cls), written_answer("q1", 1, "A1."),
+                    written_answer("q2", 1, "A2.")])
+    answers = half_done_answers(src)
+    ns = {}
+    exec(answers["M"], ns)
+    m = ns["M"]()
+    assert m.a() == 1  # 3 regions: the first one answered
+    for method in (m.b, m.c):
+        with pytest.raises(NotImplementedError):
+            method()
+    assert "BEGIN SOLUTION" not in answers["M"] and "return 2" not in answers["M"]
+    assert answers["q1"] == "A1." and "q2" not in answers
 
 
 def test_fill_replaces_only_named_cells_and_copies():
