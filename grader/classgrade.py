@@ -670,10 +670,18 @@ class ClassGrader:
         futures: dict = {}
         in_flight_cap = 2 * getattr(self.backend, "workers", 8)
 
+        refused: set = set()  # futures that failed at submission (e.g. a broken pool)
+
         def launch(key):
             attempts[key] = attempts.get(key, 0) + 1
             started.setdefault(key, time.perf_counter())
-            futures[self.backend.submit(self.job(todo[key], key[2]))] = key
+            try:
+                fut = self.backend.submit(self.job(todo[key], key[2]))
+            except Exception as exc:  # noqa: BLE001 - handled below like a failed run: retried
+                fut = cf.Future()
+                fut.set_exception(exc)
+                refused.add(fut)
+            futures[fut] = key
 
         def finish(out: Outcome):
             outcomes.append(out)
@@ -698,7 +706,11 @@ class ClassGrader:
                     reported = len(outcomes)
                 if not futures:
                     continue
-                done, _ = self.backend.wait(set(futures))
+                if refused & futures.keys():
+                    done = refused & futures.keys()
+                    refused.clear()
+                else:
+                    done, _ = self.backend.wait(set(futures))
                 for fut in done:
                     key = futures.pop(fut, None)
                     if key is None:  # already relaunched after a broken pool

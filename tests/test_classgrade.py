@@ -243,6 +243,42 @@ def test_worker_death_is_retried_not_scored(course, graded, tmp_path, monkeypatc
             assert by[student].auto_score == o.auto_score, student
 
 
+def test_pool_that_refuses_work_is_retried_then_reported(course, graded, monkeypatch):
+    """A backend that cannot even accept a job (a broken pool, a lost scheduler) is an
+    infrastructure failure: retried, and if it persists reported per submission; the batch
+    never crashes and nobody gets a 0."""
+    import concurrent.futures as cf
+
+    calls = []
+    real_submit = classgrade.InlineBackend.submit
+
+    def refuse_twice(self, job):
+        calls.append(job)
+        if len(calls) <= 2:
+            raise cf.process.BrokenProcessPool("simulated: the pool is broken")
+        return real_submit(self, job)
+
+    monkeypatch.setattr(classgrade.InlineBackend, "submit", refuse_twice)
+    outcomes = ClassGrader(course, workers=0, limits=LIMITS, force=True,
+                           progress=False).grade([A])
+    by = {o.student: o for o in outcomes}
+    assert len(calls) > 2  # the refusals happened, and work went on
+    assert by["complete"].status == "graded" and by["complete"].auto_score == FULL
+    _, first = graded
+    for student, o in first.items():
+        assert by[student].status == o.status, (student, by[student].reason)
+
+    def refuse_always(self, job):
+        raise cf.process.BrokenProcessPool("simulated: the pool is broken")
+
+    monkeypatch.setattr(classgrade.InlineBackend, "submit", refuse_always)
+    outcomes = ClassGrader(course, workers=0, limits=LIMITS, force=True, retries=1,
+                           progress=False).grade([A])
+    assert outcomes and all(o.status in ("failed", "invalid") for o in outcomes)
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert failed and all("previous grade kept" in o.reason for o in failed)
+
+
 def _broken_execute(job):
     raise RuntimeError("simulated cluster outage")
 
