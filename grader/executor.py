@@ -92,6 +92,15 @@ def preload() -> None:
         except ImportError:
             pass
     try:
+        # The environment variables only reach a BLAS loaded after them; a worker whose parent
+        # module imported numpy first (a script, a Dask worker) already has one thread per
+        # core, and two spinning BLAS threads per notebook on a busy machine slow it 5x.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    try:
         # tqdm makes a multiprocessing lock in the first process that draws a bar; made here,
         # every notebook's process inherits it instead of leaking one semaphore each
         import tqdm

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -21,6 +23,8 @@ from grader.executor import Limits
 from grader.sandbox import can_isolate
 from grader.settings import write_course_config
 from grader.submissions import fill, reference_answers
+
+from .conftest import ROOT
 
 A = "00_tiny"
 FULL = 5.0  # test_double 2 + test_mean 3
@@ -411,3 +415,38 @@ def test_interrupted_run_resumes(course, graded, monkeypatch):
     assert all(by[s].auto_score == FULL for s in new)
     for student in new:
         shutil.rmtree(course / "submitted" / student)
+
+
+PROBE = """
+import numpy  # imported before the pool starts, as a benchmark script or a Dask worker does
+import concurrent.futures as cf, multiprocessing as mp
+from grader.executor import preload
+from probe_info import blas_threads
+
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    with cf.ProcessPoolExecutor(1, mp_context=ctx, initializer=preload) as pool:
+        print(pool.submit(blas_threads).result())
+"""
+
+PROBE_INFO = """
+def blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return max(i["num_threads"] for i in threadpool_info())
+"""
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one core: one BLAS thread anyway")
+def test_worker_uses_one_blas_thread_even_when_numpy_came_first(tmp_path):
+    """Workers run one notebook per core; a BLAS with a thread per core in each of them
+    oversubscribes the machine (measured: 5x slower on 2 cores)."""
+    (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "probe_info.py").write_text(PROBE_INFO)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    proc = subprocess.run([sys.executable, str(tmp_path / "probe.py")], capture_output=True,
+                          text=True, env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
