@@ -96,14 +96,12 @@ def build_class(root: str | Path, out: str | Path) -> Path:
     return out
 
 
-def run(
-    root: str | Path, out: str | Path, *, progress: bool = True, workers: int | None = None
-) -> list[Outcome]:
+def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[Outcome]:
     """Build, grade (``dlgrader grade``'s engine), give feedback and export; print the table."""
     start = time.perf_counter()
     course = build_class(root, out)
     assignments = available_assignments(root)
-    results = ClassGrader(course, workers=workers, progress=progress).grade(assignments)
+    results = ClassGrader(course, progress=progress).grade(assignments)
     failed = [r for r in results if not r.success]
     for r in results:
         if r.success:
