@@ -7,9 +7,9 @@ Conventions (COURSE_NOTES.md, CS231n ``gradient_check.py``):
 * for tensors too big to perturb entry by entry, a random subset of entries and a few
   random directions ``v``: ``(f(x + hv) - f(x - hv)) / 2h ≈ <grad f, v>``.
 
-``f`` is always a function of the array ``x`` that returns a scalar. ``x`` is perturbed in
-place and restored, so ``f`` may also ignore its argument and read ``x`` through a closure
-(as when ``x`` is a layer's weight matrix).
+``f`` is always a function of the array ``x`` that returns a scalar, and it must use its
+argument: a test may run where a student's object is remote and an array read from it is a copy
+(docs/AUTHORING.md). For a parameter of an object use :func:`through_attribute`.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "numerical_gradient",
     "numerical_gradient_array",
     "rel_error",
+    "through_attribute",
 ]
 
 ScalarFn = Callable[[np.ndarray], float]
@@ -167,6 +168,25 @@ def diagnose(
                 )
         return f"gradient is a constant multiple ({c:.4g}×) of the true one"
     return None
+
+
+def through_attribute(obj: object, name: str, loss: Callable[[], float]) -> ScalarFn:
+    """``f(value)``: assign ``value`` to ``obj.<name>``, return ``loss()``, restore the old value.
+
+    ``check_gradient(through_attribute(layer, "W", loss), layer.W, layer.dW)`` checks a
+    parameter's gradient by assignment only, so it means the same in the student's kernel and
+    in the judge (where ``layer`` is remote).
+    """
+
+    def f(value: np.ndarray) -> float:
+        old = getattr(obj, name)
+        setattr(obj, name, np.array(value, dtype=np.float64))
+        try:
+            return float(loss())
+        finally:
+            setattr(obj, name, old)
+
+    return f
 
 
 def _sample_indices(shape: tuple[int, ...], k: int, rng: np.random.Generator) -> list[tuple]:
