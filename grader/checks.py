@@ -1,6 +1,9 @@
 """Student-facing assertions: each failure says what is wrong, not just ``AssertionError``.
 
-Test cells in the notebooks call these; gradient checks live in :mod:`grader.gradcheck`.
+A message describes what differs (where, by how much); it names a cause (``likely cause:``)
+only when the evidence is exact (:mod:`grader.diagnose`). Test cells call these; gradient
+checks live in :mod:`grader.gradcheck`. Every function sets ``__tracebackhide__`` so IPython
+and pytest show the student the failing line of the test cell, not the kit's internals.
 """
 
 from __future__ import annotations
@@ -8,9 +11,24 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
+
+from grader.diagnose import (
+    BROADCAST_N1,
+    MODIFIES_INPUT,
+    PYTHON_LOOP,
+    TRANSPOSED,
+    close,
+    describe_difference,
+    describe_multiple,
+    exact_multiple,
+    matching_cause,
+    with_cause,
+)
 
 __all__ = [
     "assert_close",
@@ -19,6 +37,7 @@ __all__ = [
     "assert_no_loops",
     "assert_scalar",
     "assert_shape",
+    "uses",
 ]
 
 
@@ -28,30 +47,36 @@ def _describe(x: object) -> str:
     return type(x).__name__
 
 
-def assert_shape(x: object, shape: tuple[int, ...], name: str = "result") -> None:
-    """``x`` is an ndarray of exactly ``shape``; a broadcasting accident is named as such."""
+def _shape_problem(x: object, shape: tuple[int, ...], name: str) -> tuple[str, str | None] | None:
+    """``(description, cause or None)`` when ``x`` is not an ndarray of ``shape``."""
     if x is None:
-        raise AssertionError(f"{name} is None: did the function forget to `return`?")
+        return f"{name} is None: did the function forget to `return`?", None
     if not isinstance(x, np.ndarray):
-        raise AssertionError(f"{name} should be a numpy array of shape {shape}, got {_describe(x)}")
-    if x.shape == tuple(shape):
-        return
-    msg = f"{name} has shape {x.shape}, expected {tuple(shape)}"
-    n = shape[0] if len(shape) >= 1 else None
-    if n is not None and n > 1 and x.ndim == 2 and x.shape == (n, n) and tuple(shape) != (n, n):
-        msg += (
-            ": an (n, n) array usually comes from broadcasting an (n, 1) column against an (n,) "
-            "vector; make both (n,) with .reshape(-1) (or .ravel())"
-        )
-    elif x.ndim == 2 and x.shape == tuple(shape)[::-1]:
-        msg += ": transposed?"
-    elif x.size == int(np.prod(shape)):
-        msg += f": right number of entries; reshape to {tuple(shape)}"
-    raise AssertionError(msg)
+        return f"{name} should be a numpy array of shape {shape}, got {_describe(x)}", None
+    if x.shape == shape:
+        return None
+    msg = f"{name} has shape {x.shape}, expected {shape}"
+    n = shape[0] if shape else 0
+    if n > 1 and shape in ((n,), (n, 1)) and x.shape == (n, n):
+        return msg + "; make both operands (n,) with .reshape(-1)", BROADCAST_N1
+    if x.ndim == 2 and x.shape == shape[::-1]:
+        return msg + " (its transpose)", None
+    if x.size == int(np.prod(shape)):
+        return msg + f": right number of entries; reshape to {shape}", None
+    return msg, None
+
+
+def assert_shape(x: object, shape: tuple[int, ...], name: str = "result") -> None:
+    """``x`` is an ndarray of exactly ``shape``; an ``(n, n)`` broadcast is named as such."""
+    __tracebackhide__ = True
+    problem = _shape_problem(x, tuple(shape), name)
+    if problem is not None:
+        raise AssertionError(with_cause(*problem))
 
 
 def assert_scalar(x: object, name: str = "result") -> float:
     """``x`` is a real number (Python or NumPy scalar, or a 0-d/size-1 array); return it."""
+    __tracebackhide__ = True
     if x is None:
         raise AssertionError(f"{name} is None: did the function forget to `return`?")
     if isinstance(x, np.ndarray):
@@ -65,20 +90,57 @@ def assert_scalar(x: object, name: str = "result") -> float:
         raise AssertionError(f"{name} should be a number, got {type(x).__name__}")
     value = float(x)
     if not np.isfinite(value):
-        raise AssertionError(f"{name} is {value}: overflow or division by zero")
+        raise AssertionError(f"{name} is {value} (NaN/inf come from overflow or 0/0, log 0)")
     return value
+
+
+def _nonfinite(arr: np.ndarray, name: str) -> str | None:
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return None
+    first = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), arr.shape))
+    return (
+        f"{name} contains {int(bad.sum())} NaN/inf values of {arr.size} (first at {first}); "
+        "NaN/inf come from overflow (exp of a large number) or from 0/0, log 0, 1/0"
+    )
 
 
 def assert_finite(x: np.ndarray, name: str = "result") -> None:
     """No NaN or inf anywhere in ``x``."""
-    arr = np.asarray(x, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        first = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), arr.shape))
-        raise AssertionError(
-            f"{name} contains {int(bad.sum())} NaN/inf values (first at {first}): overflow? "
-            "exp of large numbers needs the max-shift / log-sum-exp trick"
-        )
+    __tracebackhide__ = True
+    problem = _nonfinite(np.asarray(x, dtype=np.float64), name)
+    if problem:
+        raise AssertionError(problem)
+
+
+def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float):
+    """``(description, built-in cause or None)`` when ``actual`` is not close, else None."""
+    __tracebackhide__ = True
+    if exp.ndim == 0:
+        value = assert_scalar(actual, name)
+        if abs(value - float(exp)) <= atol + rtol * abs(float(exp)):
+            return None
+        c = exact_multiple(np.array([value]), exp.reshape(1))
+        return f"{name} = {value!r}, expected {float(exp)!r}{describe_multiple(c)}", None
+    problem = _shape_problem(actual, exp.shape, name)
+    if problem is not None:
+        desc, why = problem
+        flipped = isinstance(actual, np.ndarray) and actual.ndim == 2
+        if why is None and flipped and close(actual.T, exp, rtol, atol):
+            why = TRANSPOSED
+        return desc, why
+    act = np.asarray(actual, dtype=np.float64)
+    if close(act, exp, rtol, atol):
+        return None
+    nonfinite = _nonfinite(act, name)
+    if nonfinite and np.all(np.isfinite(exp)):
+        return nonfinite, None
+    desc = describe_difference(act, exp, name, rtol, atol)
+    desc += describe_multiple(exact_multiple(act, exp))
+    transposed = (
+        act.ndim == 2 and not close(exp.T, exp, rtol, atol) and close(act.T, exp, rtol, atol)
+    )
+    return desc, TRANSPOSED if transposed else None
 
 
 def assert_close(
@@ -88,31 +150,25 @@ def assert_close(
     *,
     rtol: float = 1e-6,
     atol: float = 1e-8,
+    bugs: Mapping[str, object] | None = None,
 ) -> None:
-    """``actual`` equals ``expected`` within ``|a - e| <= atol + rtol·|e|`` (elementwise)."""
+    """``actual`` equals ``expected`` within ``|a - e| <= atol + rtol·|e|`` (elementwise).
+
+    ``bugs`` maps cause phrases (:mod:`grader.diagnose`) to the value each known mistake
+    produces on the same inputs. A failure names a cause only if ``actual`` matches exactly
+    one of them (or an exact built-in relation: a transpose, an ``(n, n)`` broadcast), never
+    when two candidates fit; otherwise it only says where and by how much ``actual`` differs.
+    """
+    __tracebackhide__ = True
     exp = np.asarray(expected, dtype=np.float64)
-    if exp.ndim == 0:
-        value = assert_scalar(actual, name)
-        if not abs(value - float(exp)) <= atol + rtol * abs(float(exp)):
-            hint = ""
-            if float(exp) != 0:
-                ratio = value / float(exp)
-                for r, why in ((-1, "sign"), (2, "factor 2"), (0.5, "factor 2")):
-                    if abs(ratio - r) < 1e-6:
-                        hint = f" (ratio {ratio:g}: {why}?)"
-            raise AssertionError(f"{name} = {value!r}, expected {float(exp)!r}{hint}")
+    problem = _close_problem(actual, exp, name, rtol, atol)
+    if problem is None:
         return
-    assert_shape(actual, exp.shape, name)
-    act = np.asarray(actual, dtype=np.float64)
-    assert_finite(act, name)
-    diff = np.abs(act - exp)
-    bad = diff > atol + rtol * np.abs(exp)
-    if bad.any():
-        i = tuple(int(k) for k in np.unravel_index(int(np.argmax(diff)), exp.shape))
-        raise AssertionError(
-            f"{name} differs from the expected value in {int(bad.sum())} of {exp.size} entries; "
-            f"largest difference at {i}: got {act[i]:.6g}, expected {exp[i]:.6g}"
-        )
+    desc, builtin = problem
+    candidates = dict(bugs or {})
+    if builtin is not None and builtin not in candidates:
+        candidates[builtin] = actual  # the built-in relation holds exactly: a candidate too
+    raise AssertionError(with_cause(desc, matching_cause(actual, exp, candidates, rtol, atol)))
 
 
 def assert_inputs_unchanged(fn: Callable, *args: np.ndarray, name: str | None = None):
@@ -121,31 +177,80 @@ def assert_inputs_unchanged(fn: Callable, *args: np.ndarray, name: str | None = 
     In-place bugs (``x[x < 0] = 0`` on the caller's array) pass gradient checks, so they are
     tested directly.
     """
+    __tracebackhide__ = True
     before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
     result = fn(*args)
     label = name or getattr(fn, "__qualname__", "the function")
     for k, (a, b) in enumerate(zip(args, before, strict=True)):
         if b is not None and not np.array_equal(a, b, equal_nan=True):
-            raise AssertionError(
-                f"{label} modified its argument #{k + 1} in place; work on a copy "
-                "(e.g. np.maximum(x, 0) or x * mask instead of assigning into x)"
-            )
+            changed = int(np.sum(~((a == b) | (np.isnan(a) & np.isnan(b)))))
+            raise AssertionError(with_cause(
+                f"{label} modified its argument #{k + 1} in place ({changed} entries changed); "
+                "work on a copy (e.g. np.maximum(x, 0) or x * mask instead of assigning into x)",
+                MODIFIES_INPUT,
+            ))
     return result
 
 
+_LOOPS = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp,
+          ast.GeneratorExp)
+_PER_ELEMENT_CALLS = {"map", "filter", "vectorize", "apply_along_axis", "frompyfunc",
+                      "reduce", "fromiter"}
+
+
+def _call_name(node: ast.Call) -> str | None:
+    fn = node.func
+    return fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+
+
 def assert_no_loops(fn: Callable, name: str | None = None) -> None:
-    """``fn``'s source contains no ``for``/``while`` loop and no comprehension."""
+    """``fn``'s source has no loop, comprehension, or per-element call (``map``, ``np.vectorize``,
+    ``np.apply_along_axis``, ...)."""
+    __tracebackhide__ = True
     label = name or getattr(fn, "__name__", "function")
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError) as exc:
         raise AssertionError(f"cannot read the source of {label}: {exc}") from None
-    loops = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp,
-             ast.GeneratorExp)
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, loops):
-            kind = type(node).__name__
-            raise AssertionError(
-                f"{label} must be vectorised but has a Python loop ({kind}) at line "
-                f"{node.lineno} of its source: express it with array operations"
-            )
+        kind = None
+        if isinstance(node, _LOOPS):
+            kind = f"a Python loop ({type(node).__name__})"
+        elif isinstance(node, ast.Call) and _call_name(node) in _PER_ELEMENT_CALLS:
+            kind = f"a call per element ({_call_name(node)})"
+        if kind:
+            raise AssertionError(with_cause(
+                f"{label} must be vectorised but has {kind} at line {node.lineno} of its "
+                "source: express it with array operations",
+                PYTHON_LOOP,
+            ))
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" in {last.name}, line {last.lineno}"
+
+
+@contextmanager
+def uses(*names: str) -> Iterator[None]:
+    """For a test of code that builds on earlier exercises: any error other than a failed check
+    (an ``AssertionError``) becomes a failed check that names the exercises to fix first.
+
+    ``with uses("Sequential", "Linear"): ...`` turns ``ValueError: matmul ...`` into
+    ``AssertionError: this test uses Sequential, Linear: make their own tests pass first (the
+    error was: ValueError: matmul ...)``.
+    """
+    __tracebackhide__ = True
+    try:
+        yield
+    except AssertionError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any error of the student's code is reported
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise AssertionError(
+            f"this test uses {', '.join(names)}: make their own tests pass first "
+            f"(the error was: {error}{_where(exc)})"
+        ) from None

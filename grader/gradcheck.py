@@ -18,6 +18,22 @@ from collections.abc import Callable
 
 import numpy as np
 
+from grader.diagnose import (
+    BROADCAST_N1,
+    DIVIDED_BY_N_TWICE,
+    EXTRA_FACTOR_2,
+    GRADIENT_SIGN,
+    LOSS_GRAD_FACTOR_2,
+    LOSS_GRAD_FACTOR_N,
+    LOSS_GRAD_SIGN,
+    MISSING_FACTOR_2,
+    NOT_DIVIDED_BY_N,
+    TRANSPOSED,
+    exact_multiple,
+    is_ratio,
+    with_cause,
+)
+
 __all__ = [
     "GradientCheckError",
     "check_gradient",
@@ -98,76 +114,96 @@ def rel_error(a: np.ndarray, n: np.ndarray, floor: float = 1e-8) -> float:
     return float(np.max(np.abs(a - n) / np.maximum(floor, np.abs(a) + np.abs(n))))
 
 
-def _near(value: float, target: float, rtol: float = 0.05) -> bool:
-    return abs(value - target) <= rtol * abs(target)
+def _relations(batch_size: int | None, reference_loss: bool) -> list[tuple[float, str, str]]:
+    """``(ratio analytic/numeric, its name, the cause it proves)`` for the exact relations."""
+    if reference_loss:  # f is the test's own loss: a wrong ratio is the gradient's fault
+        sign, up2, down2 = GRADIENT_SIGN, EXTRA_FACTOR_2, MISSING_FACTOR_2
+        up_n, down_n = NOT_DIVIDED_BY_N, DIVIDED_BY_N_TWICE
+    else:  # f is the student's loss: either one may be the wrong one
+        sign, up2, down2 = LOSS_GRAD_SIGN, LOSS_GRAD_FACTOR_2, LOSS_GRAD_FACTOR_2
+        up_n = down_n = LOSS_GRAD_FACTOR_N
+    rels = [(-1.0, "-1", sign), (2.0, "2", up2), (0.5, "1/2", down2)]
+    if batch_size and batch_size > 1:
+        n = float(batch_size)
+        rels += [(n, f"n = {batch_size}", up_n), (1.0 / n, f"1/n = 1/{batch_size}", down_n)]
+    return rels
+
+
+def _ratio_diagnosis(c: float, batch_size: int | None, reference_loss: bool) -> str:
+    hits = [(label, why) for r, label, why in _relations(batch_size, reference_loss)
+            if is_ratio(c, r, 1e-4)]
+    desc = f"analytic = {c:.6g} × numeric in every entry"
+    if len(hits) == 1:
+        return with_cause(f"{desc} (exactly {hits[0][0]})", hits[0][1])
+    if hits:  # e.g. 2 with n = 2: a factor 2 or the batch size, cannot tell
+        return f"{desc} (exactly {' and '.join(h[0] for h in hits)}: ambiguous)"
+    return desc
+
+
+def _shape_diagnosis(analytic: np.ndarray, numeric: np.ndarray) -> str:
+    msg = f"shape {analytic.shape} but the parameter has shape {numeric.shape}"
+    if analytic.ndim == 2 and analytic.shape == numeric.shape[::-1]:
+        floor = max(1e-8, 1e-3 * float(np.max(np.abs(numeric), initial=0.0)))
+        if numeric.any() and rel_error(analytic.T, numeric, floor) <= 1e-5:
+            return with_cause(msg + "; its transpose is the right gradient", TRANSPOSED)
+        return msg + " (the transpose of it)"
+    m = numeric.shape[0] if numeric.ndim else 0
+    if m > 1 and numeric.shape in ((m,), (m, 1)) and analytic.shape == (m, m):
+        return with_cause(msg + "; make both operands (n,) with .reshape(-1)", BROADCAST_N1)
+    if analytic.size == numeric.size:
+        return msg + f": right number of entries, wrong shape; reshape to {numeric.shape}"
+    return msg
 
 
 def diagnose(
-    analytic: object, numeric: np.ndarray, batch_size: int | None = None
+    analytic: object,
+    numeric: np.ndarray,
+    batch_size: int | None = None,
+    *,
+    reference_loss: bool = False,
 ) -> str | None:
-    """Name the likely bug when ``analytic`` differs from ``numeric``, or None if no pattern fits.
+    """Describe how ``analytic`` differs from ``numeric``, or None if no pattern fits.
 
-    Patterns (COURSE_NOTES.md): NaN/inf, transposed or broadcast shapes, and an analytic
-    gradient that is a constant multiple of the true one (sign, factor 2, batch size).
+    The message names a cause (``likely cause:``, :mod:`grader.diagnose`) only for an exact,
+    unambiguous relation: a ratio of exactly -1, 2, 1/2, ``batch_size`` or 1/``batch_size``
+    (when two of these coincide, none is named), a transpose, an ``(n, n)`` broadcast. Without
+    ``reference_loss`` the loss ``f`` is the student's, so a ratio blames the pair ("loss and
+    gradient disagree by a factor n"); with it, ``f`` is the test's own and the gradient is wrong.
     """
+    __tracebackhide__ = True
     if analytic is None:
         return "the gradient is None: did the function forget to `return` it?"
     analytic = np.asarray(analytic)
     numeric = np.asarray(numeric)
-    if analytic.dtype == object:
-        return f"the gradient is not a numeric array (dtype object, shape {analytic.shape})"
+    if analytic.dtype == object or not np.issubdtype(analytic.dtype, np.number):
+        return (
+            f"the gradient is not a numeric array (dtype {analytic.dtype}, "
+            f"shape {analytic.shape})"
+        )
     if not np.all(np.isfinite(numeric)):
         return (
-            "the loss itself is NaN/inf at this point, so no gradient can be checked: "
-            "look for overflow (exp of large numbers: use the max-shift / log-sum-exp trick)"
+            "the loss itself is NaN/inf at this point, so no gradient can be checked "
+            "(NaN/inf come from overflow, such as exp of a large number, or from 0/0, log 0)"
         )
-    if not np.all(np.isfinite(analytic)):
+    bad = ~np.isfinite(analytic)
+    if bad.any():
         return (
-            "the gradient contains NaN/inf: overflow somewhere (exp of a large number, log of 0); "
-            "use the max-shift / log-sum-exp trick"
+            f"the gradient contains {int(bad.sum())} NaN/inf values of {analytic.size} "
+            "(NaN/inf come from overflow, such as exp of a large number, or from 0/0, log 0)"
         )
     if analytic.shape != numeric.shape:
-        msg = f"shape {analytic.shape} but the parameter has shape {numeric.shape}"
-        if analytic.ndim == 2 and analytic.shape == numeric.shape[::-1]:
-            return msg + ": the gradient looks transposed (e.g. X @ dO instead of X.T @ dO)"
-        sq = {s for s in analytic.shape if analytic.shape.count(s) == 2}
-        if sq or analytic.size == numeric.size**2:
-            return msg + (
-                ": an (n, n) array usually comes from broadcasting (n, 1) - (n,); "
-                "reshape y or the prediction so both are (n,)"
-            )
-        if analytic.size == numeric.size:
-            return msg + f": right number of entries, wrong shape; reshape to {numeric.shape}"
-        return msg
-    a = analytic.astype(np.float64).ravel()
-    n = numeric.astype(np.float64).ravel()
-    n_norm2 = float(n @ n)
-    if n_norm2 == 0.0:
+        return _shape_diagnosis(analytic, numeric)
+    a = analytic.astype(np.float64)
+    if not np.any(numeric):
         return "the true gradient is zero here but yours is not" if np.any(a) else None
     if not np.any(a):
         return "your gradient is all zeros: not computed, or never written into the output array"
-    c = float(a @ n) / n_norm2  # least-squares scale: a ≈ c n
-    residual = float(np.linalg.norm(a - c * n) / np.linalg.norm(n))
-    if residual < 1e-3 and not _near(c, 1.0, 1e-3):
-        if _near(c, -1.0):
-            return "gradient has the wrong sign (ratio analytic/numeric ≈ -1)"
-        if _near(c, 2.0) or _near(c, 0.5):
-            return (
-                f"gradient is off by a factor {c:.3g}: the factor 2 from differentiating a square "
-                "(MSE, L2 penalty) is missing or doubled"
-            )
-        if batch_size and batch_size > 1:
-            if _near(c, batch_size):
-                return (
-                    f"gradient is {batch_size}× too large (= batch size): "
-                    "the loss is a mean, divide the gradient by n"
-                )
-            if _near(c, 1.0 / batch_size):
-                return (
-                    f"gradient is {batch_size}× too small (= batch size): divided by n twice"
-                )
-        return f"gradient is a constant multiple ({c:.4g}×) of the true one"
-    return None
+    if a.ndim == 2 and a.shape[0] == a.shape[1] > 1:
+        floor = max(1e-8, 1e-3 * float(np.max(np.abs(numeric))))
+        if rel_error(numeric.T, numeric, floor) > 1e-5 and rel_error(a.T, numeric, floor) <= 1e-5:
+            return with_cause("the transpose of your gradient is the right gradient", TRANSPOSED)
+    c = exact_multiple(a, numeric, tol=1e-5)
+    return None if c is None else _ratio_diagnosis(c, batch_size, reference_loss)
 
 
 def through_attribute(obj: object, name: str, loss: Callable[[], float]) -> ScalarFn:
@@ -195,6 +231,37 @@ def _sample_indices(shape: tuple[int, ...], k: int, rng: np.random.Generator) ->
     return [np.unravel_index(int(i), shape) for i in flat]
 
 
+def _sampled(f: ScalarFn, x: np.ndarray, analytic: np.ndarray, h: float, num_samples: int,
+             num_directions: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(analytic, numeric)`` derivatives at random entries and along random directions."""
+    idx = _sample_indices(x.shape, num_samples, rng)
+    a_s, n_s = [], []
+    for i in idx:
+        e = np.zeros_like(x)
+        e[i] = 1.0
+        n_s.append(directional_derivative(f, x, e, h))
+        a_s.append(float(analytic[i]))
+    for _ in range(num_directions):
+        v = rng.standard_normal(x.shape)
+        v /= np.linalg.norm(v)
+        n_s.append(directional_derivative(f, x, v, h))
+        a_s.append(float(np.sum(analytic * v)))
+    return np.array(a_s), np.array(n_s)
+
+
+def _error(a: np.ndarray, n: np.ndarray) -> float:
+    """Relative error; entries below 1/1000 of the largest are judged on that scale."""
+    floor = max(1e-8, 1e-3 * float(np.max(np.abs(n), initial=0.0)))
+    return rel_error(a, n, floor)
+
+
+def _comparable(analytic: object, shape: tuple[int, ...]) -> bool:
+    return (
+        isinstance(analytic, np.ndarray) and analytic.shape == shape
+        and np.issubdtype(analytic.dtype, np.number) and bool(np.all(np.isfinite(analytic)))
+    )
+
+
 def check_gradient(
     f: ScalarFn,
     x: np.ndarray,
@@ -208,27 +275,31 @@ def check_gradient(
     num_samples: int = 30,
     num_directions: int = 5,
     rng: np.random.Generator | int | None = 0,
+    reference_loss: bool = False,
 ) -> float:
     """Assert that ``analytic`` is the gradient of ``f`` at ``x``; return the relative error.
 
     Up to ``max_full`` entries every entry is checked; beyond that ``num_samples`` random
     entries and ``num_directions`` random directions. Entries smaller than 1/1000 of the
     largest are judged on that scale, so finite-difference round-off on near-zero entries
-    cannot fail a correct gradient. On failure raises :class:`GradientCheckError` whose
-    message names the likely bug (pass ``batch_size`` to detect a missing ÷n).
+    cannot fail a correct gradient. On failure raises :class:`GradientCheckError`, whose
+    message says how the gradient differs and names a cause only for an exact relation
+    (:func:`diagnose`; pass ``batch_size`` to recognise a factor n, and ``reference_loss=True``
+    when ``f`` is the test's own loss, so that a wrong ratio is the gradient's fault).
     """
+    __tracebackhide__ = True
     x = _as_float64(x, "x")
     rng = np.random.default_rng(rng)
     if analytic is not None and not isinstance(analytic, np.ndarray):
         analytic = np.asarray(analytic, dtype=np.float64) if np.isscalar(analytic) else analytic
     if x.size <= max_full:
         numeric = numerical_gradient(f, x, h)
-        problem = diagnose(analytic, numeric, batch_size)
-        if problem is None:
-            floor = max(1e-8, 1e-3 * float(np.max(np.abs(numeric), initial=0.0)))
-            err = rel_error(analytic, numeric, floor)
+        if _comparable(analytic, x.shape) and np.all(np.isfinite(numeric)):
+            err = _error(analytic, numeric)
             if err <= tol:
                 return err
+        problem = diagnose(analytic, numeric, batch_size, reference_loss=reference_loss)
+        if problem is None:
             worst = tuple(
                 int(k)
                 for k in np.unravel_index(int(np.argmax(np.abs(analytic - numeric))), x.shape)
@@ -240,26 +311,21 @@ def check_gradient(
         raise GradientCheckError(f"{name}: {problem}")
 
     # Large tensor: random entries, then random directions.
-    if not isinstance(analytic, np.ndarray) or analytic.shape != x.shape:
-        raise GradientCheckError(f"{name}: {diagnose(analytic, np.zeros_like(x), batch_size)}")
-    idx = _sample_indices(x.shape, num_samples, rng)
-    a_s, n_s = [], []
-    for i in idx:
-        e = np.zeros_like(x)
-        e[i] = 1.0
-        n_s.append(directional_derivative(f, x, e, h))
-        a_s.append(float(analytic[i]))
-    for _ in range(num_directions):
-        v = rng.standard_normal(x.shape)
-        v /= np.linalg.norm(v)
-        n_s.append(directional_derivative(f, x, v, h))
-        a_s.append(float(np.sum(analytic * v)))
-    a_s, n_s = np.array(a_s), np.array(n_s)
-    problem = diagnose(a_s, n_s, batch_size)
-    floor = max(1e-8, 1e-3 * float(np.max(np.abs(n_s))))
-    err = rel_error(a_s, n_s, floor)
-    if problem is None and err <= tol:
-        return err
-    raise GradientCheckError(
-        f"{name}: {problem or f'max relative error {err:.2e} > {tol:.0e} on sampled entries'}"
-    )
+    if _comparable(analytic, x.shape):
+        a_s, n_s = _sampled(f, x, analytic, h, num_samples, num_directions, rng)
+        err = _error(a_s, n_s)
+        if err <= tol and np.all(np.isfinite(n_s)):
+            return err
+        problem = diagnose(a_s, n_s, batch_size, reference_loss=reference_loss)
+        raise GradientCheckError(
+            f"{name}: {problem or f'max relative error {err:.2e} > {tol:.0e} on sampled entries'}"
+        )
+    flipped = isinstance(analytic, np.ndarray) and analytic.shape == x.shape[::-1] != x.shape
+    if flipped and _comparable(analytic.T, x.shape):
+        a_s, n_s = _sampled(f, x, analytic.T, h, num_samples, num_directions, rng)
+        if _error(a_s, n_s) <= 1e-5:
+            raise GradientCheckError(with_cause(
+                f"{name}: shape {analytic.shape} but the parameter has shape {x.shape}; "
+                "its transpose is the right gradient", TRANSPOSED))
+    shape_only = np.zeros_like(x) if flipped else np.ones_like(x)
+    raise GradientCheckError(f"{name}: {diagnose(analytic, shape_only, batch_size)}")
