@@ -1,18 +1,173 @@
-"""Grade tables and exports from nbgrader's gradebook."""
+"""Grades as the instructor sees them: read from nbgrader's gradebook, as a table and a CSV.
+
+Autograded tests and written (manual) answers are kept apart. A written answer nobody has
+graded yet is *awaiting grading* (``score is None``), never 0. Totals run over the assignments
+each student was expected to submit (every assignment of the gradebook): a missing one counts
+0 out of its full points, so every student's total is out of the same maximum.
+"""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader.autograde import GradeResult
 
 
+@dataclass
+class CellGrade:
+    """One grade cell of one submitted notebook."""
+
+    notebook: str
+    name: str
+    auto: bool  # an autograded test (code) rather than a written answer (manual)
+    score: float | None  # None: a written answer awaiting grading
+    max_score: float
+
+
+@dataclass
+class Submission:
+    """One student's assignment as the gradebook holds it."""
+
+    student: str
+    assignment: str
+    timestamp: str
+    cells: list[CellGrade] = field(default_factory=list)
+
+    def _sum(self, auto: bool) -> tuple[float, float]:
+        cells = [c for c in self.cells if c.auto == auto]
+        return sum(c.score or 0.0 for c in cells), sum(c.max_score for c in cells)
+
+    @property
+    def auto(self) -> tuple[float, float]:
+        """(points, max) over the autograded tests."""
+        return self._sum(True)
+
+    @property
+    def manual(self) -> tuple[float, float]:
+        """(points graded so far, max) over the written answers."""
+        return self._sum(False)
+
+    @property
+    def awaiting(self) -> int:
+        """How many written answers await grading."""
+        return sum(1 for c in self.cells if c.score is None)
+
+
+@dataclass
+class CourseGrades:
+    """Every assignment, student and submission of a gradebook."""
+
+    assignments: list[str]
+    students: list[str]
+    maxima: dict[str, tuple[float, float]]  # assignment -> (auto max, manual max)
+    submissions: dict[tuple[str, str], Submission]  # (student, assignment) -> submission
+
+
+def read_gradebook(course: str | Path) -> CourseGrades:
+    """Read every grade of the course at ``course`` in one query."""
+    from nbgrader import api as nb
+
+    from grader.autograde import make_api
+
+    coursedir = make_api(course).coursedir
+    with nb.Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        assignments = sorted(a.name for a in gb.assignments)
+        students = sorted(s.id for s in gb.students)
+        maxima = {a: (0.0, 0.0) for a in assignments}
+        q = (gb.db.query(nb.Assignment.name, nb.GradeCell.cell_type, nb.GradeCell.max_score)
+             .join(nb.Notebook, nb.Notebook.assignment_id == nb.Assignment.id)
+             .join(nb.GradeCell, nb.GradeCell.notebook_id == nb.Notebook.id))
+        for a, kind, points in q:
+            auto, manual = maxima[a]
+            maxima[a] = (auto + points, manual) if kind == "code" else (auto, manual + points)
+        q = (gb.db.query(nb.SubmittedAssignment.student_id, nb.Assignment.name,
+                         nb.SubmittedAssignment.timestamp, nb.Notebook.name, nb.GradeCell.name,
+                         nb.GradeCell.cell_type, nb.GradeCell.max_score, nb.Grade.auto_score,
+                         nb.Grade.manual_score, nb.Grade.extra_credit,
+                         nb.Grade.needs_manual_grade)
+             .join(nb.Assignment, nb.Assignment.id == nb.SubmittedAssignment.assignment_id)
+             .join(nb.SubmittedNotebook,
+                   nb.SubmittedNotebook.assignment_id == nb.SubmittedAssignment.id)
+             .join(nb.Notebook, nb.Notebook.id == nb.SubmittedNotebook.notebook_id)
+             .join(nb.Grade, nb.Grade.notebook_id == nb.SubmittedNotebook.id)
+             .join(nb.GradeCell, nb.GradeCell.id == nb.Grade.cell_id)
+             .order_by(nb.Notebook.name, nb.GradeCell.name))
+        subs: dict[tuple[str, str], Submission] = {}
+        for student, a, ts, nb_name, cell, kind, points, auto, manual, extra, pending in q:
+            sub = subs.setdefault((student, a), Submission(student, a, _iso(ts)))
+            sub.cells.append(CellGrade(nb_name, cell, kind == "code",
+                                       _cell_score(auto, manual, extra, pending), points))
+    return CourseGrades(assignments, students, maxima, subs)
+
+
+def _iso(timestamp) -> str:
+    return timestamp.isoformat(sep=" ", timespec="seconds") if timestamp else "unknown"
+
+
+def _cell_score(auto, manual, extra, pending) -> float | None:
+    """nbgrader's Grade.score, except that an ungraded answer is None rather than 0."""
+    base = manual if manual is not None else (None if pending else auto)
+    if base is None:
+        return None
+    return float(base) + float(extra or 0.0)
+
+
+CSV_COLUMNS = ["student", "assignment", "submitted", "timestamp", "auto_score", "auto_max",
+               "manual_score", "manual_max", "manual_awaiting", "total_score", "total_max"]
+
+
+def grade_rows(grades: CourseGrades) -> list[dict[str, object]]:
+    """One row per student and expected assignment, then the student's TOTAL row; sorted."""
+    rows = []
+    for student in grades.students:
+        total = dict.fromkeys(CSV_COLUMNS[4:], 0.0)
+        for a in grades.assignments:
+            sub = grades.submissions.get((student, a))
+            auto_max, manual_max = grades.maxima[a]
+            auto, manual = (sub.auto[0], sub.manual[0]) if sub else (0.0, 0.0)
+            row = {"student": student, "assignment": a, "submitted": "yes" if sub else "no",
+                   "timestamp": sub.timestamp if sub else "not submitted",
+                   "auto_score": auto, "auto_max": auto_max, "manual_score": manual,
+                   "manual_max": manual_max, "manual_awaiting": sub.awaiting if sub else 0,
+                   "total_score": auto + manual, "total_max": auto_max + manual_max}
+            rows.append(row)
+            for k in total:
+                total[k] += row[k]
+        n_sub = sum((student, a) in grades.submissions for a in grades.assignments)
+        rows.append({"student": student, "assignment": "TOTAL",
+                     "submitted": f"{n_sub}/{len(grades.assignments)}", "timestamp": "-",
+                     **total})
+    return rows
+
+
+def export_grades_csv(root: str | Path, path: str | Path) -> Path:
+    """Write the grades CSV (columns :data:`CSV_COLUMNS`) of the course at ``root``."""
+    path = Path(path).resolve()
+    rows = grade_rows(read_gradebook(root))
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: f"{v:g}" if isinstance(v, float) else v for k, v in row.items()})
+    return path
+
+
 def grade_table(results: Iterable[GradeResult], assignments: list[str]) -> str:
-    """A plain-text table: one row per student, autograded points per assignment and in total."""
+    """A plain-text table: one row per student, autograded points per assignment and in total.
+
+    Totals are over every assignment in ``assignments``: one a student did not hand in (``-``)
+    or that could not be graded (``ERROR``) counts 0 out of its points.
+    """
+    results = list(results)
     by_student: dict[str, dict[str, GradeResult]] = {}
+    maxima: dict[str, float] = {}
     for r in results:
         by_student.setdefault(r.student, {})[r.assignment] = r
+        if r.success:
+            maxima[r.assignment] = max(maxima.get(r.assignment, 0.0), r.auto_max)
     short = {a: a.split("_", 1)[0] for a in assignments}
     header = ["student"] + [short[a] for a in assignments] + ["total"]
     rows = []
@@ -20,13 +175,14 @@ def grade_table(results: Iterable[GradeResult], assignments: list[str]) -> str:
         row, got, avail = [student], 0.0, 0.0
         for a in assignments:
             r = by_student[student].get(a)
+            avail += maxima.get(a, 0.0)
             if r is None:
                 row.append("-")
             elif not r.success:
                 row.append("ERROR")
             else:
                 row.append(f"{r.auto_score:g}/{r.auto_max:g}")
-                got, avail = got + r.auto_score, avail + r.auto_max
+                got += r.auto_score
         row.append(f"{got:g}/{avail:g}" + (f" ({100 * got / avail:.0f}%)" if avail else ""))
         rows.append(row)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
@@ -36,18 +192,3 @@ def grade_table(results: Iterable[GradeResult], assignments: list[str]) -> str:
 
     lines = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
     return "\n".join(lines)
-
-
-def export_grades_csv(root: str | Path, path: str | Path) -> Path:
-    """Write nbgrader's grades CSV (its ``export`` command's CsvExportPlugin) to ``path``."""
-    from nbgrader.api import Gradebook
-    from nbgrader.plugins import CsvExportPlugin
-
-    from grader.autograde import make_api
-
-    api = make_api(root)
-    path = Path(path).resolve()
-    plugin = CsvExportPlugin(to=str(path))
-    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-        plugin.export(gb)
-    return path
