@@ -121,7 +121,8 @@ def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float)
         if abs(value - float(exp)) <= atol + rtol * abs(float(exp)):
             return None
         c = exact_multiple(np.array([value]), exp.reshape(1))
-        return f"{name} = {value!r}, expected {float(exp)!r}{describe_multiple(c)}", None
+        ratio = describe_multiple(c, scalar=True)
+        return f"{name} = {value!r}, expected {float(exp)!r}{ratio}", None
     problem = _shape_problem(actual, exp.shape, name)
     if problem is not None:
         desc, why = problem

@@ -175,14 +175,31 @@ def is_ratio(c: float, r: float, tol: float = 1e-5) -> bool:
     return abs(c - r) <= tol * abs(r)
 
 
-def describe_multiple(c: float | None) -> str:
-    """`` (exactly c times the expected value)`` for a clean constant multiple, else ``""``."""
+def _simple_ratio(c: float) -> str | None:
+    """``"k"`` or ``"1/k"`` for an integer ``k`` with ``|k| <= 1000`` (to 1e-9), else None."""
+    if c == 0 or not np.isfinite(c):
+        return None
+    k = round(c)
+    if k != 0 and abs(k) <= 1000 and is_ratio(c, float(k), 1e-9):
+        return str(k)
+    k = round(1.0 / c)
+    if 1 < abs(k) <= 1000 and is_ratio(c, 1.0 / k, 1e-9):
+        return f"1/{k}" if k > 0 else f"-1/{-k}"
+    return None
+
+
+def describe_multiple(c: float | None, *, scalar: bool = False) -> str:
+    """`` (exactly c times the expected value)`` for a constant multiple, else ``""``.
+
+    Two numbers are always a multiple of each other, so for scalars only a simple ratio
+    (``k`` or ``1/k``, such as -1, 2, 1/2 or a batch size) is worth saying.
+    """
     if c is None:
         return ""
-    for r, txt in ((-1.0, "-1"), (2.0, "2"), (0.5, "1/2")):
-        if is_ratio(c, r):
-            return f" (exactly {txt} times the expected value)"
-    return f" (exactly {c:.6g} times the expected value)"
+    simple = _simple_ratio(c)
+    if simple is None and scalar:
+        return ""
+    return f" (exactly {simple or f'{c:.6g}'} times the expected value)"
 
 
 def describe_difference(act: np.ndarray, exp: np.ndarray, name: str, rtol: float, atol: float):

@@ -1,6 +1,19 @@
 import numpy as np
 import pytest
 
+from grader.diagnose import (
+    BROADCAST_N1,
+    DIVIDED_BY_N_TWICE,
+    EXTRA_FACTOR_2,
+    GRADIENT_SIGN,
+    LOSS_GRAD_FACTOR_2,
+    LOSS_GRAD_FACTOR_N,
+    LOSS_GRAD_SIGN,
+    MISSING_FACTOR_2,
+    NOT_DIVIDED_BY_N,
+    TRANSPOSED,
+    causes_in,
+)
 from grader.gradcheck import (
     GradientCheckError,
     check_gradient,
@@ -95,46 +108,111 @@ def test_correct_gradient_with_exact_zeros_passes(rng):
     check_gradient(f, x, 2 * x * mask)
 
 
-def _diagnosis(problem, grad):
+def _diagnosis(problem, grad, **kwargs):
     W, X, y = problem
+    kwargs.setdefault("batch_size", 16)
     with pytest.raises(GradientCheckError) as info:
-        check_gradient(lambda w: quad_loss(w, X, y), W, grad, name="dW", batch_size=16)
-    return str(info.value)
+        check_gradient(lambda w: quad_loss(w, X, y), W, grad, name="dW", **kwargs)
+    msg = str(info.value)
+    assert msg.startswith("dW: ") and msg.count("likely cause:") <= 1
+    return msg
 
 
-def test_missing_division_by_batch_is_named(problem):
+def test_ratio_n_blames_the_pair_unless_the_loss_is_the_tests(problem):
     W, X, y = problem
+    # f is the student's loss: n× may be a gradient without ÷n or a loss divided twice
     msg = _diagnosis(problem, 16 * quad_grad(W, X, y))
-    assert "batch size" in msg and "divide" in msg
+    assert "exactly n = 16" in msg and causes_in(msg) == [LOSS_GRAD_FACTOR_N]
+    msg = _diagnosis(problem, 16 * quad_grad(W, X, y), reference_loss=True)
+    assert causes_in(msg) == [NOT_DIVIDED_BY_N]
+    msg = _diagnosis(problem, quad_grad(W, X, y) / 16, reference_loss=True)
+    assert causes_in(msg) == [DIVIDED_BY_N_TWICE]
+    # without the batch size a factor 16 is described, not explained
+    msg = _diagnosis(problem, 16 * quad_grad(W, X, y), batch_size=None)
+    assert "16 × numeric" in msg and causes_in(msg) == []
 
 
-def test_divided_twice_is_named(problem):
+def test_summing_loss_with_averaging_gradient_is_not_called_divided_twice(problem):
     W, X, y = problem
-    msg = _diagnosis(problem, quad_grad(W, X, y) / 16)
-    assert "divided by n twice" in msg
+
+    def summed_loss(w):  # the student's loss sums; the student's gradient averages
+        return float(np.sum((X @ w - y) ** 2))
+
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(summed_loss, W, quad_grad(W, X, y), batch_size=16)
+    msg = str(info.value)
+    assert causes_in(msg) == [LOSS_GRAD_FACTOR_N] and "twice" not in msg
 
 
 def test_sign_error_is_named(problem):
     W, X, y = problem
-    assert "wrong sign" in _diagnosis(problem, -quad_grad(W, X, y))
+    assert causes_in(_diagnosis(problem, -quad_grad(W, X, y))) == [LOSS_GRAD_SIGN]
+    msg = _diagnosis(problem, -quad_grad(W, X, y), reference_loss=True)
+    assert causes_in(msg) == [GRADIENT_SIGN]
 
 
 def test_factor_two_is_named(problem):
     W, X, y = problem
-    assert "factor 2" in _diagnosis(problem, 0.5 * quad_grad(W, X, y))
-    assert "factor 2" in _diagnosis(problem, 2.0 * quad_grad(W, X, y))
+    assert causes_in(_diagnosis(problem, 0.5 * quad_grad(W, X, y))) == [LOSS_GRAD_FACTOR_2]
+    assert causes_in(_diagnosis(problem, 2.0 * quad_grad(W, X, y))) == [LOSS_GRAD_FACTOR_2]
+    half = _diagnosis(problem, 0.5 * quad_grad(W, X, y), reference_loss=True)
+    assert causes_in(half) == [MISSING_FACTOR_2]
+    double = _diagnosis(problem, 2.0 * quad_grad(W, X, y), reference_loss=True)
+    assert causes_in(double) == [EXTRA_FACTOR_2]
+
+
+def test_ratio_two_with_batch_of_two_is_ambiguous(rng):
+    X = rng.normal(size=(2, 3))
+    y = rng.normal(size=2)
+    w = rng.normal(size=3)
+    grad = 2.0 / 2 * X.T @ (X @ w - y)
+    for wrong in (2 * grad, grad / 2):
+        with pytest.raises(GradientCheckError) as info:
+            check_gradient(lambda v: float(np.mean((X @ v - y) ** 2)), w, wrong, batch_size=2)
+        assert "ambiguous" in str(info.value) and causes_in(str(info.value)) == []
+
+
+def test_rmse_loss_with_mse_gradient_names_no_factor(rng):
+    X = rng.normal(size=(8, 3))
+    y = rng.normal(size=8)
+    w = rng.normal(size=3)
+    grad = 2.0 / 8 * X.T @ (X @ w - y)  # the MSE gradient; the student's loss is the RMSE
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda v: float(np.sqrt(np.mean((X @ v - y) ** 2))), w, grad, batch_size=8)
+    assert causes_in(str(info.value)) == []
+
+
+def test_constant_multiple_only_if_exact(problem):
+    W, X, y = problem
+    g = 2.0 * quad_grad(W, X, y)
+    g[0, 0] *= 1.01  # nearly a factor 2, but not exactly: no cause
+    assert causes_in(_diagnosis(problem, g)) == []
 
 
 def test_transpose_is_named(problem):
     W, X, y = problem
-    assert "transposed" in _diagnosis(problem, quad_grad(W, X, y).T)
+    assert causes_in(_diagnosis(problem, quad_grad(W, X, y).T)) == [TRANSPOSED]
+    # a transposed shape whose transpose is still wrong: described only
+    assert causes_in(_diagnosis(problem, 2 * quad_grad(W, X, y).T)) == []
 
 
-def test_nan_is_named(problem):
+def test_square_transpose_is_named(rng):
+    X = rng.normal(size=(10, 4))
+    Y = rng.normal(size=(10, 4))
+    W = rng.normal(size=(4, 4))
+    grad = 2.0 / 10 * X.T @ (X @ W - Y)
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda w: float(np.sum((X @ w - Y) ** 2) / 10), W, grad.T)
+    assert causes_in(str(info.value)) == [TRANSPOSED]
+
+
+def test_nan_is_described_without_a_cause(problem):
+    # NaN may come from exp overflow, 0/0, log 0, 1/p with p = 0: no single cause
     W, X, y = problem
     g = quad_grad(W, X, y)
     g[0, 0] = np.nan
-    assert "NaN/inf" in _diagnosis(problem, g)
+    msg = _diagnosis(problem, g)
+    assert "1 NaN/inf values" in msg and causes_in(msg) == []
 
 
 def test_none_is_named(problem):
@@ -151,8 +229,13 @@ def test_broadcasting_shape_is_named(rng):
     p = rng.normal(size=6)
     y = rng.normal(size=6)
     wrong = 2.0 / 6 * (p[:, None] - y[None, :])
-    with pytest.raises(GradientCheckError, match="broadcasting"):
+    with pytest.raises(GradientCheckError) as info:
         check_gradient(lambda v: float(np.mean((v - y) ** 2)), p, wrong)
+    assert causes_in(str(info.value)) == [BROADCAST_N1]
+    # an extra batch axis (a gradient not summed over the batch) is not a broadcast: no cause
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda v: float(np.mean((v - y) ** 2)), p, np.zeros((6, 3)))
+    assert causes_in(str(info.value)) == []
 
 
 def test_unpatterned_error_reports_worst_entry(problem):
@@ -166,8 +249,9 @@ def test_unpatterned_error_reports_worst_entry(problem):
 def test_loss_nan_is_named():
     x = np.array([1000.0, 1.0])
     with np.errstate(over="ignore", invalid="ignore"):
-        with pytest.raises(GradientCheckError, match="loss itself"):
+        with pytest.raises(GradientCheckError, match="loss itself") as info:
             check_gradient(lambda v: float(np.exp(v[0]) - np.exp(v[0])), x, np.zeros(2))
+    assert causes_in(str(info.value)) == []
 
 
 def test_sampled_check_on_big_tensor(rng):
@@ -176,8 +260,15 @@ def test_sampled_check_on_big_tensor(rng):
     y = rng.normal(size=(10, 60))
     good = quad_grad(W, X, y)
     assert check_gradient(lambda w: quad_loss(w, X, y), W, good) < 1e-6
-    with pytest.raises(GradientCheckError, match="wrong sign"):
+    with pytest.raises(GradientCheckError) as info:
         check_gradient(lambda w: quad_loss(w, X, y), W, -good)
+    assert causes_in(str(info.value)) == [LOSS_GRAD_SIGN]
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda w: quad_loss(w, X, y), W, good.T)
+    assert causes_in(str(info.value)) == [TRANSPOSED]
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda w: quad_loss(w, X, y), W, 10 * good, batch_size=10)
+    assert causes_in(str(info.value)) == [LOSS_GRAD_FACTOR_N]
     bad = good.copy()
     bad[:, :30] *= 1.5  # wrong on half the entries, no constant ratio
     with pytest.raises(GradientCheckError, match="sampled"):
