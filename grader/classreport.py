@@ -20,16 +20,15 @@ import base64
 import html
 import io
 import json
-import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from grader.diagnose import causes_in
 from grader.feedback import test_name
 from grader.reports import CourseGrades, read_gradebook
 
-CAUSE = re.compile(r"likely cause:\s*([^\n;]+)", re.I)
 HTML_NAME, JSON_NAME = "class_report.html", "class_report.json"
 
 
@@ -39,9 +38,9 @@ def diagnosed_cause(outputs: list[dict]) -> str | None:
         if out.get("output_type") != "error":
             continue
         message = f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"
-        m = CAUSE.search(message)
-        if m:
-            return m.group(1).strip().rstrip(".")
+        named = causes_in(message)
+        if named:
+            return named[0]
         if out.get("ename") == "NotImplementedError":
             return "not attempted (raise NotImplementedError() left in)"
         return message.strip().split("\n", 1)[0]

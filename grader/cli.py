@@ -60,14 +60,31 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def nothing_to_grade(course: str | Path, assignments: list[str]) -> str | None:
+    """Why there is nothing to grade under ``course`` (naming the folder searched), or None."""
+    base = (Path(course) / "submitted").resolve()
+    pattern = [f"*/{a}" for a in assignments] or ["*/*"]
+    if any(p.is_dir() for pat in pattern for p in base.glob(pat)):
+        return None
+    where = ", ".join(str(base / pat) for pat in pattern)
+    if not base.is_dir():
+        return f"nothing to grade: {base} does not exist (expected {base}/<student>/<assignment>/)"
+    return f"nothing to grade: no submission folder matches {where}"
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     import time
 
     from grader.classgrade import ClassGrader, summary
+    from grader.classreport import write_class_report
     from grader.executor import Limits
-    from grader.reports import export_grades_csv
+    from grader.reports import export_grades_csv, grade_table
     from grader.sandbox import can_isolate
 
+    why = nothing_to_grade(args.course, args.assignments)
+    if why:
+        print(why, file=sys.stderr)
+        return 2
     limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                     memory_mb=args.memory_mb)
     if not args.no_sandbox and not can_isolate() and args.scheduler is None:
@@ -79,44 +96,80 @@ def _cmd_grade(args: argparse.Namespace) -> int:
                          progress=not args.no_progress)
     print(f"grading with {grader.backend.describe()}", file=sys.stderr)
     outcomes = grader.grade(args.assignments or None)
-    from grader.reports import grade_table
-
-    print(grade_table(outcomes, sorted({o.assignment for o in outcomes})))
-    print(summary(outcomes, time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    expected = sorted(set(args.assignments) | {o.assignment for o in outcomes})
+    print(grade_table(outcomes, expected))
+    print(summary(outcomes, seconds))
     csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
     print(f"grades CSV: {csv}")
+    report_start = time.perf_counter()
+    html, _ = write_class_report(args.course, outcomes, seconds)
+    print(f"class report: {html} ({time.perf_counter() - report_start:.1f} s)")
     return 0 if all(o.ok for o in outcomes) else 1
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from grader.classreport import write_class_report
+
+    if not (Path(args.course) / "gradebook.db").is_file():
+        print(f"no gradebook at {Path(args.course).resolve() / 'gradebook.db'}: "
+              "grade the class first (`grader grade`)", file=sys.stderr)
+        return 2
+    html, data = write_class_report(args.course)
+    print(f"class report: {html}\nmachine-readable twin: {data}")
+    return 0
+
+
+def _cmd_feedback(args: argparse.Namespace) -> int:
+    from grader.feedback import write_class_feedback
+
+    if not (Path(args.course) / "gradebook.db").is_file():
+        print(f"no gradebook at {Path(args.course).resolve() / 'gradebook.db'}: "
+              "grade the class first (`grader grade`)", file=sys.stderr)
+        return 2
+    folders = write_class_feedback(args.course, args.assignments or None)
+    print(f"feedback for {len(folders)} submissions under "
+          f"{Path(args.course).resolve() / 'feedback'}/<student>/<assignment>/")
+    return 0 if folders else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # options common to every command are accepted before or after the command's name: the
+    # sub-parser's copy defaults to SUPPRESS, so it only overrides when given after it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
     parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     root = str(repo_root())
 
-    p = sub.add_parser("release", help="regenerate notebooks/ from solutions/ (nbgrader)")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command("release", help="regenerate notebooks/ from solutions/ (nbgrader)")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--check", action="store_true", help="only check that notebooks/ is in sync")
     p.set_defaults(func=_cmd_release)
 
-    p = sub.add_parser("student-kit", help="zip what students get: notebooks/ + grader/")
+    p = command("student-kit", help="zip what students get: notebooks/ + grader/")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--out", default="dist/student-kit.zip", help="zip file to write")
     p.set_defaults(func=_cmd_student_kit)
 
-    p = sub.add_parser("demo", help="grade the built-in demo class end to end")
+    p = command("demo", help="grade the built-in demo class end to end")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--out", default="demo_class", help="demo course directory to (re)create")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("mutants", help="grade solution, stubs and known-bug mutants")
+    p = command("mutants", help="grade solution, stubs and known-bug mutants")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--engine", choices=["parallel", "nbgrader"], default="parallel",
                    help="parallel class grader (default) or nbgrader's own serial autograde")
     p.set_defaults(func=_cmd_mutants)
 
-    p = sub.add_parser("grade", help="grade a whole class in parallel (local or Dask)")
+    p = command("grade", help="grade a whole class in parallel (local or Dask)")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all submitted)")
     p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
     p.add_argument("--workers", type=int, default=None, help="local worker processes (cores)")
@@ -127,6 +180,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, default=4096, help="memory per notebook process")
     p.add_argument("--no-sandbox", action="store_true", help="run student code unisolated")
     p.set_defaults(func=_cmd_grade)
+
+    p = command("report", help="write the class report (HTML + JSON) from the gradebook")
+    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.set_defaults(func=_cmd_report)
+
+    p = command("feedback", help="write students' feedback HTML from the gradebook")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all graded)")
+    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.set_defaults(func=_cmd_feedback)
 
     return parser
 
