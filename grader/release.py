@@ -111,36 +111,8 @@ def sync_release(root: str | Path) -> Path:
     return generate_release(root)
 
 
-STUDENT_KIT_README = """# Student kit
-
-Set up once (Python >= 3.11):
-
-    python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/jupyter lab notebooks/
-
-Fill in the cells marked `# YOUR CODE HERE` and run the test cell below each one.
-"""
-
-
 def build_student_kit(root: str | Path, dest: str | Path) -> Path:
-    """Zip what students receive: the release notebooks and the ``grader`` package.
+    """Moved to :mod:`grader.kit` (kept here for old callers)."""
+    from grader.kit import build_student_kit as build
 
-    Nothing from ``solutions/`` goes in; ``tests/test_release.py`` proves neither part holds a
-    reference solution or a hidden test.
-    """
-    import zipfile
-
-    root, dest = Path(root).resolve(), Path(dest).resolve()
-    problems = release_differences(root)
-    if problems:
-        raise RuntimeError("release out of sync, run `python -m grader release` first:\n"
-                           + "\n".join(problems))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zf:
-        for sub in (RELEASE_DIR, "grader"):
-            for path in sorted((root / sub).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts \
-                        and ".ipynb_checkpoints" not in path.parts:
-                    zf.write(path, path.relative_to(root).as_posix())
-        zf.write(root / "pyproject.toml", "pyproject.toml")
-        zf.writestr("README.md", STUDENT_KIT_README)
-    return dest
+    return build(root, dest)
