@@ -23,7 +23,8 @@ import nbformat
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.api import MissingEntry
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from traitlets import Unicode
 
 from grader.reports import CellGrade, Submission, read_gradebook
@@ -63,6 +64,37 @@ class HideHiddenTests(NbGraderPreprocessor):
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+
+class RestoreHiddenTests(OverwriteCells):
+    """nbgrader's OverwriteCells without the false "checksum has changed" warnings (#1961).
+
+    The gradebook stores each locked test cell's source and checksum *with* its hidden tests
+    (``SaveCells`` runs before ``ClearHiddenTests``), so every untouched submitted test cell
+    with hidden tests differs from it and nbgrader warns before restoring it. Here a cell
+    whose source is exactly the release version (the stored source with the hidden tests
+    cleared) is restored silently; any other change is still reported.
+    """
+
+    def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict,
+                        cell_index: int) -> tuple[NotebookNode, ResourcesDict]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id is not None and cell.cell_type == "code":
+            try:
+                stored = self.gradebook.find_source_cell(grade_id, self.notebook_id,
+                                                         self.assignment_id)
+            except MissingEntry:
+                stored = None
+            if stored is not None and stored.locked and cell.source == released(stored.source):
+                cell.source = stored.source
+        return super().preprocess_cell(cell, resources, cell_index)
+
+
+def released(source: str) -> str:
+    """``source`` as the student received it: nbgrader's ClearHiddenTests applied."""
+    cell = nbformat.v4.new_code_cell(source)
+    ClearHiddenTests()._remove_hidden_test_region(cell)
+    return cell.source
 
 
 # -- naming and text ----------------------------------------------------------------------
