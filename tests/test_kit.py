@@ -1,0 +1,126 @@
+"""The student kit holds what students need and nothing of the instructor's."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader import kit
+from grader.release import available_assignments
+
+from .conftest import ROOT
+
+INSTRUCTOR_MODULES = {"autograde", "classgrade", "cli", "demo", "executor", "feedback", "mutants",
+                      "release", "reports", "sandbox", "settings", "submissions", "authoring"}
+
+
+@pytest.fixture(scope="module")
+def kit_zip(tmp_path_factory) -> Path:
+    return kit.build_student_kit(ROOT, tmp_path_factory.mktemp("kit") / "student-kit.zip")
+
+
+@pytest.fixture(scope="module")
+def unzipped(kit_zip, tmp_path_factory) -> Path:
+    dest = tmp_path_factory.mktemp("unzipped")
+    zipfile.ZipFile(kit_zip).extractall(dest)
+    return dest
+
+
+def test_kit_holds_release_student_modules_and_kit_files_only(kit_zip):
+    names = {n for n in zipfile.ZipFile(kit_zip).namelist() if not n.endswith("/")}
+    for a in available_assignments(ROOT):
+        assert f"notebooks/{a}/{a}.ipynb" in names
+    modules = {Path(n).stem for n in names if n.startswith("grader/")}
+    assert {"__init__", "checks", "gradcheck", "datasets", "selfcheck"} <= modules
+    assert modules <= {Path(m).stem for m in kit.STUDENT_MODULES}
+    assert not modules & INSTRUCTOR_MODULES
+    assert {"README.md", "pyproject.toml", "jupyter/pyproject.toml",
+            "jupyter/labconfig/page_config.json"} <= names
+    assert not [n for n in names if n.startswith("solutions/") or "mutants" in n
+                or "__pycache__" in n or n.startswith("tests/")]
+
+
+def test_entries_have_normal_modes_and_the_zip_is_reproducible(kit_zip, tmp_path):
+    for info in zipfile.ZipFile(kit_zip).infolist():
+        mode = info.external_attr >> 16
+        expected = 0o040755 if info.is_dir() else 0o100644
+        assert mode == expected, f"{info.filename}: {oct(mode)}"
+    again = kit.build_student_kit(ROOT, tmp_path / "again.zip")
+    assert again.read_bytes() == kit_zip.read_bytes()
+
+
+def test_student_modules_import_no_instructor_module():
+    assert kit.instructor_imports(ROOT) == []
+    init = ast.parse((ROOT / "grader" / "__init__.py").read_text())
+    assert not [n for n in ast.walk(init) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+def test_instructor_import_check_catches_a_leak(tmp_path):
+    (tmp_path / "grader").mkdir()
+    (tmp_path / "grader" / "checks.py").write_text(
+        "def f():\n    from grader.classgrade import ClassGrader\n    return ClassGrader\n")
+    (tmp_path / "grader" / "selfcheck.py").write_text(
+        "import grader.checks\n\ndef agreement():\n    import grader.mutants\n")
+    assert kit.instructor_imports(tmp_path) == ["checks.py -> grader.classgrade"]
+
+
+def test_kit_modules_import_with_nothing_but_the_kit(unzipped):
+    code = ("import sys, grader; assert grader.__file__.startswith(sys.argv[1]), grader.__file__\n"
+            "import grader.checks, grader.gradcheck, grader.datasets, grader.selfcheck\n")
+    out = subprocess.run([sys.executable, "-c", code, str(unzipped)], cwd=unzipped,
+                         capture_output=True, text=True, env={"PYTHONPATH": str(unzipped)})
+    assert out.returncode == 0, out.stderr
+
+
+def _kit_pyproject(unzipped) -> dict:
+    return tomllib.loads((unzipped / "pyproject.toml").read_text())
+
+
+def _dist_name(requirement: str) -> str:
+    for sep in "<>=!~[; ":
+        requirement = requirement.split(sep)[0]
+    return requirement.lower()
+
+
+def test_kit_depends_on_what_notebooks_import_and_no_instructor_stack(unzipped):
+    deps = {_dist_name(r) for r in _kit_pyproject(unzipped)["project"]["dependencies"]}
+    assert not deps & {"dask", "distributed", "threadpoolctl"}
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    providers = importlib.metadata.packages_distributions()
+    missing = set()
+    for path in (unzipped / "notebooks").glob("*/*.ipynb"):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            for node in ast.walk(ast.parse(TransformerManager().transform_cell(cell.source))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+                for top in {n.split(".")[0] for n in names} - {"grader"}:
+                    if top in sys.stdlib_module_names:
+                        continue
+                    if not {d.lower() for d in providers.get(top, [])} & deps:
+                        missing.add(top)
+    assert not missing, f"notebooks import {sorted(missing)}, which the kit does not install"
+
+
+def test_kit_jupyter_settings_keep_validate_and_hide_instructor_pages(unzipped):
+    page = json.loads((unzipped / "jupyter/labconfig/page_config.json").read_text())
+    disabled = {k for k, v in page["disabledExtensions"].items() if v}
+    assert "@jupyter/nbgrader:formgrader" in disabled
+    assert "@jupyter/nbgrader:create-assignment" in disabled
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled
+    settings = tomllib.loads((unzipped / "jupyter/pyproject.toml").read_text())
+    installed = [f for files in settings["tool"]["setuptools"]["data-files"].values()
+                 for f in files]
+    assert all((unzipped / "jupyter" / f).is_file() for f in installed)
+    assert "labconfig/page_config.json" in installed
