@@ -26,6 +26,7 @@ from grader.diagnose import (
     describe_difference,
     describe_multiple,
     exact_multiple,
+    fail,
     matching_cause,
     with_cause,
 )
@@ -71,26 +72,26 @@ def assert_shape(x: object, shape: tuple[int, ...], name: str = "result") -> Non
     __tracebackhide__ = True
     problem = _shape_problem(x, tuple(shape), name)
     if problem is not None:
-        raise AssertionError(with_cause(*problem))
+        fail(AssertionError(with_cause(*problem)))
 
 
 def assert_scalar(x: object, name: str = "result") -> float:
     """``x`` is a real number (Python or NumPy scalar, or a 0-d/size-1 array); return it."""
     __tracebackhide__ = True
     if x is None:
-        raise AssertionError(f"{name} is None: did the function forget to `return`?")
+        fail(AssertionError(f"{name} is None: did the function forget to `return`?"))
     if isinstance(x, np.ndarray):
         if x.size != 1:
-            raise AssertionError(
+            fail(AssertionError(
                 f"{name} should be a single number, got an array of shape {x.shape}"
                 + (": did you forget to average (np.mean) over the batch?" if x.ndim else "")
-            )
+            ))
         x = x.reshape(())[()]
     if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, bool):
-        raise AssertionError(f"{name} should be a number, got {type(x).__name__}")
+        fail(AssertionError(f"{name} should be a number, got {type(x).__name__}"))
     value = float(x)
     if not np.isfinite(value):
-        raise AssertionError(f"{name} is {value} (NaN/inf come from overflow or 0/0, log 0)")
+        fail(AssertionError(f"{name} is {value} (NaN/inf come from overflow or 0/0, log 0)"))
     return value
 
 
@@ -110,7 +111,7 @@ def assert_finite(x: np.ndarray, name: str = "result") -> None:
     __tracebackhide__ = True
     problem = _nonfinite(np.asarray(x, dtype=np.float64), name)
     if problem:
-        raise AssertionError(problem)
+        fail(AssertionError(problem))
 
 
 def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float):
@@ -169,7 +170,7 @@ def assert_close(
     candidates = dict(bugs or {})
     if builtin is not None and builtin not in candidates:
         candidates[builtin] = actual  # the built-in relation holds exactly: a candidate too
-    raise AssertionError(with_cause(desc, matching_cause(actual, exp, candidates, rtol, atol)))
+    fail(AssertionError(with_cause(desc, matching_cause(actual, exp, candidates, rtol, atol))))
 
 
 def assert_inputs_unchanged(fn: Callable, *args: np.ndarray, name: str | None = None):
@@ -185,11 +186,11 @@ def assert_inputs_unchanged(fn: Callable, *args: np.ndarray, name: str | None = 
     for k, (a, b) in enumerate(zip(args, before, strict=True)):
         if b is not None and not np.array_equal(a, b, equal_nan=True):
             changed = int(np.sum(~((a == b) | (np.isnan(a) & np.isnan(b)))))
-            raise AssertionError(with_cause(
+            fail(AssertionError(with_cause(
                 f"{label} modified its argument #{k + 1} in place ({changed} entries changed); "
                 "work on a copy (e.g. np.maximum(x, 0) or x * mask instead of assigning into x)",
                 MODIFIES_INPUT,
-            ))
+            )))
     return result
 
 
@@ -212,7 +213,7 @@ def assert_no_loops(fn: Callable, name: str | None = None) -> None:
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError) as exc:
-        raise AssertionError(f"cannot read the source of {label}: {exc}") from None
+        fail(AssertionError(f"cannot read the source of {label}: {exc}"))
     for node in ast.walk(ast.parse(source)):
         kind = None
         if isinstance(node, _LOOPS):
@@ -220,11 +221,11 @@ def assert_no_loops(fn: Callable, name: str | None = None) -> None:
         elif isinstance(node, ast.Call) and _call_name(node) in _PER_ELEMENT_CALLS:
             kind = f"a call per element ({_call_name(node)})"
         if kind:
-            raise AssertionError(with_cause(
+            fail(AssertionError(with_cause(
                 f"{label} must be vectorised but has {kind} at line {node.lineno} of its "
                 "source: express it with array operations",
                 PYTHON_LOOP,
-            ))
+            )))
 
 
 def _where(exc: BaseException) -> str:
@@ -251,7 +252,7 @@ def uses(*names: str) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - any error of the student's code is reported
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        raise AssertionError(
+        fail(AssertionError(
             f"this test uses {', '.join(names)}: make their own tests pass first "
             f"(the error was: {error}{_where(exc)})"
-        ) from None
+        ))

@@ -18,8 +18,10 @@ short phrase) so that the mutants gate can check that each known bug gets its ca
 
 from __future__ import annotations
 
+import linecache
 import re
 from collections.abc import Mapping
+from typing import NoReturn
 
 import numpy as np
 
@@ -105,6 +107,24 @@ def names(named: str, phrase: str) -> bool:
     if named == phrase:
         return True
     return named.startswith(phrase) and not named[len(phrase)].isalnum()
+
+
+# Where a failed check is raised from. IPython hides frames that set ``__tracebackhide__``
+# (as every check does) except the innermost one, so the innermost is this one line, whose
+# text tells the student where to look, instead of the kit's internals.
+_RAISE_SRC = "raise failure  # a check failed: read its message below\n"
+_RAISE_FILE = "<grader check>"
+linecache.cache[_RAISE_FILE] = (len(_RAISE_SRC), None, [_RAISE_SRC], _RAISE_FILE)
+_RAISE = compile(_RAISE_SRC, _RAISE_FILE, "exec")
+
+
+def fail(failure: BaseException) -> NoReturn:
+    """Raise ``failure`` (a check's AssertionError) with a one-line innermost frame and no
+    chained context, so the student's traceback is the test cell's line and the message."""
+    __tracebackhide__ = True
+    failure.__suppress_context__ = True
+    exec(_RAISE, {"failure": failure})
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- comparing values ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from grader.diagnose import (
     NOT_DIVIDED_BY_N,
     TRANSPOSED,
     exact_multiple,
+    fail,
     is_ratio,
     with_cause,
 )
@@ -308,7 +309,7 @@ def check_gradient(
                 f"max relative error {err:.2e} > {tol:.0e}; worst entry {worst}: "
                 f"analytic {analytic[worst]:.6g}, numeric {numeric[worst]:.6g}"
             )
-        raise GradientCheckError(f"{name}: {problem}")
+        fail(GradientCheckError(f"{name}: {problem}"))
 
     # Large tensor: random entries, then random directions.
     if _comparable(analytic, x.shape):
@@ -317,15 +318,15 @@ def check_gradient(
         if err <= tol and np.all(np.isfinite(n_s)):
             return err
         problem = diagnose(a_s, n_s, batch_size, reference_loss=reference_loss)
-        raise GradientCheckError(
+        fail(GradientCheckError(
             f"{name}: {problem or f'max relative error {err:.2e} > {tol:.0e} on sampled entries'}"
-        )
+        ))
     flipped = isinstance(analytic, np.ndarray) and analytic.shape == x.shape[::-1] != x.shape
     if flipped and _comparable(analytic.T, x.shape):
         a_s, n_s = _sampled(f, x, analytic.T, h, num_samples, num_directions, rng)
         if _error(a_s, n_s) <= 1e-5:
-            raise GradientCheckError(with_cause(
+            fail(GradientCheckError(with_cause(
                 f"{name}: shape {analytic.shape} but the parameter has shape {x.shape}; "
-                "its transpose is the right gradient", TRANSPOSED))
+                "its transpose is the right gradient", TRANSPOSED)))
     shape_only = np.zeros_like(x) if flipped else np.ones_like(x)
-    raise GradientCheckError(f"{name}: {diagnose(analytic, shape_only, batch_size)}")
+    fail(GradientCheckError(f"{name}: {diagnose(analytic, shape_only, batch_size)}"))

@@ -13,6 +13,12 @@ and grades them all into nbgrader's real gradebook, either with nbgrader's own s
 (``engine="parallel"``, the default: same preprocessors and gradebook, one worker per core;
 ``tests/test_demo.py`` checks that both give the same scores). Used by the test suite and by
 instructors writing new tests (``dlgrader mutants <assignment>``).
+
+It also checks the *messages*: the ``likely cause:`` phrases (:mod:`grader.diagnose`) in the
+error outputs of each submission's failing cells, read from the autograded notebooks that
+grading wrote anyway (no regrading). A mutant that declares ``diagnosis = "<phrase>"`` must be
+named by at least one failing cell and named wrongly by none; ``diagnosis = ""`` means no
+failing cell may name a cause; without the field, named causes are reported as unverified.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 import nbformat
 
 from grader.autograde import GradeResult, autograde
+from grader.diagnose import causes_in, names
 from grader.release import release_notebook, source_notebook
 from grader.settings import SOURCE_DIR
 from grader.submissions import (
@@ -48,6 +55,7 @@ class MutantOutcome:
     result: GradeResult
     zeroed: set[str]  # autograded test cells that scored 0
     partial: set[str]  # cells with 0 < score < max (should not happen: tests are all-or-nothing)
+    causes: dict[str, list[str]] = field(default_factory=dict)  # failing cell -> named causes
 
     @property
     def caught(self) -> bool:
@@ -57,6 +65,32 @@ class MutantOutcome:
     def as_declared(self) -> bool:
         return self.caught and not self.partial and self.zeroed == set(self.mutant.caught_by)
 
+    @property
+    def named(self) -> list[str]:
+        """Every cause named by a failing cell (one entry per message)."""
+        return [p for cell in sorted(self.causes) for p in self.causes[cell]]
+
+    @property
+    def wrong_causes(self) -> list[str]:
+        """Named causes that contradict the declared diagnosis (none declared: none wrong)."""
+        want = self.mutant.diagnosis
+        if want is None:
+            return []
+        return [p for p in self.named if not want or not names(p, want)]
+
+    @property
+    def unverified(self) -> list[str]:
+        """Named causes of a mutant that declares no diagnosis."""
+        return self.named if self.mutant.diagnosis is None else []
+
+    @property
+    def right_cause(self) -> bool:
+        """Caught, and diagnosed as declared (a declared cause named, and nothing else)."""
+        want = self.mutant.diagnosis
+        if want is None or not self.caught or self.wrong_causes:
+            return False
+        return not self.named if want == "" else any(names(p, want) for p in self.named)
+
 
 @dataclass
 class SuiteReport:
@@ -65,6 +99,20 @@ class SuiteReport:
     solution: GradeResult
     stub: GradeResult
     mutants: list[MutantOutcome] = field(default_factory=list)
+    stub_causes: dict[str, list[str]] = field(default_factory=dict)  # a stub has no cause
+
+    def diagnosis_counts(self) -> dict[str, int]:
+        """The note's columns: bugs, caught, right cause, wrong-cause messages (and more)."""
+        ms = self.mutants
+        return {
+            "bugs": len(ms),
+            "caught": sum(m.caught for m in ms),
+            "declared": sum(m.mutant.diagnosis is not None for m in ms),
+            "right cause": sum(m.right_cause for m in ms),
+            "wrong-cause messages": sum(len(m.wrong_causes) for m in ms)
+            + sum(len(v) for v in self.stub_causes.values()),
+            "unverified": sum(len(m.unverified) for m in ms),
+        }
 
     def table(self) -> str:
         lines = [f"Mutants of {self.assignment}:"]
@@ -76,16 +124,60 @@ class SuiteReport:
                 status = "caught, NOT AS DECLARED"
             lines.append(
                 f"  {m.mutant.name:<{width}}  {status:<8} lost {lost:g} pts  "
-                f"by {', '.join(sorted(m.zeroed)) or '-'}"
+                f"by {', '.join(sorted(m.zeroed)) or '-'}; {_cause_status(m)}"
             )
         caught = sum(m.caught for m in self.mutants)
         lines.append(f"  mutants caught: {caught}/{len(self.mutants)}")
+        counts = self.diagnosis_counts()
+        lines.append(
+            "  diagnoses: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + (f"; untouched stubs NAME A CAUSE: {self.stub_causes}" if self.stub_causes else "")
+        )
         lines.append(
             f"  autograded points: solution {self.solution.auto_score:g}/"
             f"{self.solution.auto_max:g}, untouched stubs {self.stub.auto_score:g}/"
             f"{self.stub.auto_max:g}"
         )
         return "\n".join(lines)
+
+
+def _cause_status(m: MutantOutcome) -> str:
+    want = m.mutant.diagnosis
+    if m.wrong_causes:
+        return f"WRONG CAUSE {'; '.join(m.wrong_causes)!r} (declared {want!r})"
+    if want is None:
+        return f"cause unverified: {'; '.join(m.unverified)!r}" if m.unverified else "no cause"
+    if m.right_cause:
+        return f"right cause {want!r}" if want else "no cause, as declared"
+    return f"cause NOT NAMED (declared {want!r})"
+
+
+def failing_cell_causes(notebook_path: str | Path) -> dict[str, list[str]]:
+    """``{grade cell: [named causes]}`` from the error outputs of a graded notebook."""
+    nb = nbformat.read(notebook_path, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        if gid and errors:
+            out[gid] = [p for o in errors for p in causes_in(_error_text(o))]
+    return out
+
+
+def _error_text(output) -> str:
+    """An error output's message (``evalue``; the traceback only if it has none)."""
+    if output.get("evalue"):
+        return output["evalue"]
+    return "\n".join(output.get("traceback", []))
+
+
+def graded_causes(course: Path, student: str, assignment: str) -> dict[str, list[str]]:
+    """Named causes per failing cell over the student's autograded notebooks of ``assignment``."""
+    out: dict[str, list[str]] = {}
+    for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
+        for cell, phrases in failing_cell_causes(path).items():
+            out.setdefault(cell, []).extend(phrases)
+    return out
 
 
 def _zeroed(result: GradeResult) -> tuple[set[str], set[str]]:
@@ -136,6 +228,7 @@ def evaluate(
         for student, nb in submissions.items():
             write_submission(course, student, assignment, {assignment: nb})
         results = _grade_all(course, assignment, engine, progress)
+        causes = {student: graded_causes(course, student, assignment) for student in submissions}
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -144,6 +237,10 @@ def evaluate(
     for m in mutants:
         res = results[f"mutant-{m.name}"]
         zero, partial = _zeroed(res)
-        outcomes.append(MutantOutcome(m, res, zero, partial))
+        named = {c: p for c, p in causes[f"mutant-{m.name}"].items() if c in zero and p}
+        outcomes.append(MutantOutcome(m, res, zero, partial, named))
     points = autograded_test_points(source_nb)
-    return SuiteReport(assignment, points, results["solution"], results["stub"], outcomes)
+    stub_causes = {c: p for c, p in causes["stub"].items() if p}
+    return SuiteReport(
+        assignment, points, results["solution"], results["stub"], outcomes, stub_causes
+    )

@@ -25,7 +25,9 @@ class Mutant:
     """A known bug: replace ``find`` by ``replace`` in answer cell ``cell``.
 
     ``caught_by`` lists the grade cells that must score zero on it; every other grade cell
-    must keep full marks, so the mutant loses exactly their points.
+    must keep full marks, so the mutant loses exactly their points. ``diagnosis`` is the
+    cause phrase (:mod:`grader.diagnose`) the failing cells must name: ``""`` means none may
+    name any cause, ``None`` (the field left out) that named causes are only reported.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Mutant:
     replace: str
     caught_by: tuple[str, ...]
     description: str = ""
+    diagnosis: str | None = None
 
 
 def nbgrader_meta(cell: NotebookNode) -> dict:
@@ -145,12 +148,20 @@ def load_mutants(path: str | Path) -> list[Mutant]:
                 replace=entry["replace"],
                 caught_by=tuple(entry["caught_by"]),
                 description=entry.get("description", ""),
+                diagnosis=_diagnosis(path, entry),
             )
         )
     names = [m.name for m in mutants]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicate mutant names")
     return mutants
+
+
+def _diagnosis(path: Path, entry: dict) -> str | None:
+    value = entry.get("diagnosis")
+    if value is not None and (not isinstance(value, str) or "\n" in value):
+        raise ValueError(f"{path}: mutant {entry['name']!r}: diagnosis must be one line of text")
+    return value
 
 
 def mutate(answers: Mapping[str, str], mutant: Mutant) -> dict[str, str]:

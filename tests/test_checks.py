@@ -212,3 +212,28 @@ def test_every_public_check_hides_its_frames():
     for fn in fns:
         code = getattr(fn, "__wrapped__", fn).__code__
         assert "__tracebackhide__" in code.co_varnames, fn.__name__
+
+
+def test_failed_checks_show_only_the_test_line_and_the_message():
+    # IPython skips frames that set __tracebackhide__ except the innermost: that one is a
+    # single line saying where to look, and no other frame of the kit is left visible
+    from grader.gradcheck import check_gradient
+
+    failing = [
+        lambda: assert_close(np.ones(3), np.zeros(3)),
+        lambda: assert_close(2.0, 1.0, bugs={"double": 2.0}),
+        lambda: assert_shape(np.zeros(3), (4,)),
+        lambda: check_gradient(lambda v: float(np.sum(v**2)), np.ones(3), -2 * np.ones(3)),
+        lambda: check_gradient(lambda v: float(np.sum(v**2)), np.ones(4000), np.ones(4000)),
+    ]
+    for fn in failing:
+        with pytest.raises(AssertionError) as info:
+            fn()
+        tb, frames = info.value.__traceback__, []
+        while tb is not None:
+            frames.append(tb.tb_frame)
+            tb = tb.tb_next
+        assert frames[-1].f_code.co_filename == "<grader check>"
+        kit = [f for f in frames if "/grader/" in f.f_code.co_filename]
+        assert kit and all(f.f_locals.get("__tracebackhide__") for f in kit)
+        assert info.value.__suppress_context__
