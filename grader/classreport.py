@@ -177,7 +177,7 @@ def write_class_report(course: str | Path, outcomes: list | None = None,
 def png(fig) -> str:
     """A matplotlib figure as an ``<img>`` with the PNG inlined (base64)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=80)  # no bbox "tight": it draws twice
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -208,6 +208,7 @@ def _distribution_figure(data: dict) -> str:
         ax.set_title(f"{a} (n={len(pct)})", fontsize=9)
         ax.set_xlabel("autograded score (%)", fontsize=8)
     axes[0][0].set_ylabel("students")
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.2, top=0.88, wspace=0.08)
     return png(fig)
 
 
@@ -224,6 +225,8 @@ def _pass_rate_figure(assignment: str, tests: list[dict]) -> str:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("students passing (%)", fontsize=8)
+    inch = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=0.42, right=0.97, bottom=0.5 / inch, top=1 - 0.15 / inch)
     return png(fig)
 
 
