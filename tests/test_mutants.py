@@ -1,10 +1,13 @@
 """Autograde through nbgrader's real gradebook: solution full marks, stubs zero, every mutant
-loses exactly the points of the tests declared to catch it. The tables are printed at the end
-of the run."""
+loses exactly the points of the tests declared to catch it, and gets the diagnosis declared for
+it (no message names a wrong cause). The tables are printed at the end of the run."""
 
+import nbformat
 import pytest
 
-from grader.mutants import evaluate, mutants_file
+from grader.autograde import GradeResult
+from grader.mutants import MutantOutcome, evaluate, failing_cell_causes, mutants_file
+from grader.submissions import Mutant, load_mutants
 
 from .conftest import ASSIGNMENTS, ROOT, add_report
 
@@ -62,3 +65,77 @@ def test_each_mutant_loses_exactly_the_declared_points(report):
             lost = report.solution.auto_score - m.result.auto_score
             assert lost == sum(report.test_points[c] for c in m.mutant.caught_by)
     assert not problems, "\n".join(problems)
+
+
+def test_declared_diagnoses_are_named(report):
+    missed = [
+        f"{m.mutant.name}: declared {m.mutant.diagnosis!r}, named {m.named}"
+        for m in report.mutants
+        if m.mutant.diagnosis is not None and m.caught and not m.right_cause
+    ]
+    assert not missed, "\n".join(missed)
+
+
+def test_no_message_names_a_wrong_cause(report):
+    wrong = [f"{m.mutant.name}: {m.wrong_causes} (declared {m.mutant.diagnosis!r})"
+             for m in report.mutants if m.wrong_causes]
+    assert not wrong, "\n".join(wrong)
+    assert not report.stub_causes, f"an untouched stub is blamed on {report.stub_causes}"
+    assert report.diagnosis_counts()["wrong-cause messages"] == 0
+
+
+# --- the bookkeeping, on made-up data (no grading) ---------------------------------------
+
+def _outcome(diagnosis, causes, zeroed=("t1",)):
+    m = Mutant("m", "c", "a", "b", tuple(zeroed), diagnosis=diagnosis)
+    res = GradeResult("s", "a", True, cells={"t1": (0.0, 1.0), "t2": (1.0, 1.0)})
+    return MutantOutcome(m, res, set(zeroed), set(), causes)
+
+
+def test_outcome_judges_named_causes_against_the_declared_one():
+    right = _outcome("the bias is left out", {"t1": ["the bias is left out (in predict)"]})
+    assert right.right_cause and right.wrong_causes == [] and right.unverified == []
+    wrong = _outcome("the bias is left out", {"t1": ["the bias is left out", "a sign"]})
+    assert not wrong.right_cause and wrong.wrong_causes == ["a sign"]
+    unnamed = _outcome("the bias is left out", {})
+    assert not unnamed.right_cause and unnamed.wrong_causes == []
+    silent = _outcome("", {})
+    assert silent.right_cause
+    blamed = _outcome("", {"t1": ["a sign"]})
+    assert not blamed.right_cause and blamed.wrong_causes == ["a sign"]
+    undeclared = _outcome(None, {"t1": ["a sign"]})
+    assert not undeclared.right_cause and undeclared.wrong_causes == []
+    assert undeclared.unverified == ["a sign"]
+
+
+def test_causes_are_read_from_error_outputs_of_graded_cells(tmp_path):
+    def cell(gid, evalue):
+        c = nbformat.v4.new_code_cell("pass")
+        c.metadata["nbgrader"] = {"grade_id": gid, "grade": True, "points": 1}
+        if evalue is not None:
+            c.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=evalue,
+                                                traceback=[])]
+        return c
+
+    nb = nbformat.v4.new_notebook(cells=[
+        cell("t1", "x differs\nlikely cause: the bias is left out"),
+        cell("t2", "x differs by 3"),
+        cell("t3", None),
+    ])
+    path = tmp_path / "a.ipynb"
+    nbformat.write(nb, path)
+    assert failing_cell_causes(path) == {"t1": ["the bias is left out"], "t2": []}
+
+
+def test_diagnosis_field_is_optional_and_one_line(tmp_path):
+    path = tmp_path / "a.mutants.toml"
+    base = 'name = "{}"\ncell = "c"\nfind = "a"\nreplace = "b"\ncaught_by = ["t"]\n'
+    path.write_text(
+        "[[mutant]]\n" + base.format("m1") + 'diagnosis = "the bias is left out"\n'
+        + "[[mutant]]\n" + base.format("m2") + 'diagnosis = ""\n'
+        + "[[mutant]]\n" + base.format("m3")
+    )
+    assert [m.diagnosis for m in load_mutants(path)] == ["the bias is left out", "", None]
+    path.write_text("[[mutant]]\n" + base.format("m1") + 'diagnosis = "two\\nlines"\n')
+    with pytest.raises(ValueError, match="one line"):
+        load_mutants(path)
