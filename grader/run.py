@@ -1,0 +1,196 @@
+"""The coordinator's event loop for one grading run: launch, wait, check, retry, record.
+
+Read top to bottom: :meth:`Run.loop` keeps the workers busy with notebooks of prepared
+submissions; each finished job goes through :meth:`Run.finished` — a job that raised or whose
+process reported a machinery failure is retried (:meth:`Run.machinery`), a worker's canaries are
+checked before anything it produced is used, a student process that died is run once more, and
+a submission whose notebooks are all back is recorded. Every wait has a deadline: a job that
+outlives it counts as a machinery failure and the pool is replaced.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+
+from grader import record
+from grader.canary import CanaryFailure
+from grader.intake import Prepared
+from grader.record import Outcome
+
+STUDENT_FAULTS = ("died", "timeout", "output")
+
+
+class Run:
+    def __init__(self, grader, assignments: list[str]):
+        from tqdm.auto import tqdm
+
+        self.g = grader
+        self.assignments = assignments
+        self.backend = grader.backend
+        self.outcomes: list[Outcome] = []
+        self.todo: dict[tuple, Prepared] = {}  # (student, assignment, notebook) -> prepared
+        self.results: dict[tuple, dict] = {}
+        self.remaining: dict[int, int] = {}  # id(prepared) -> notebooks still out
+        self.attempts: dict[tuple, int] = {}
+        self.died_once: set[tuple] = set()
+        self.started: dict[tuple, float] = {}
+        self.futures: dict = {}  # future -> key
+        self.launched: dict = {}  # future -> launch time
+        self.refused: set = set()
+        limits = grader.limits
+        # a job may first run its assignment's two canaries on a fresh worker
+        self.deadline = 3 * limits.notebook_timeout + 120
+        total = sum(len(grader.submissions(a)) for a in assignments)
+        self.bar = tqdm(total=total, desc="grading", unit="nb", disable=not grader.progress)
+        self.reported = 0
+
+    # -- the loop ------------------------------------------------------------
+    def loop(self, preps) -> None:
+        cap = 2 * self.backend.workers
+        exhausted = False
+        while self.futures or not exhausted:
+            while not exhausted and len(self.futures) < cap:
+                prep = next(preps, None)
+                if prep is None:
+                    exhausted = True
+                    break
+                self.remaining[id(prep)] = len(prep.notebooks)
+                for nb in prep.notebooks:
+                    key = (prep.student, prep.assignment, nb)
+                    self.todo[key] = prep
+                    self.launch(key)
+            self._tick()
+            if not self.futures:
+                continue
+            if self.refused & self.futures.keys():
+                done = self.refused & self.futures.keys()
+                self.refused.clear()
+            else:
+                done, _ = self.backend.wait(set(self.futures))
+            for fut in done:
+                key = self.futures.pop(fut, None)
+                self.launched.pop(fut, None)
+                if key is not None:  # else: already relaunched after a broken pool
+                    self.finished(key, fut)
+            self._check_deadlines()
+
+    def launch(self, key: tuple) -> None:
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+        self.started.setdefault(key, time.perf_counter())
+        try:
+            fut = self.backend.submit(self.g.job(self.todo[key], key[2]))
+        except Exception as exc:  # noqa: BLE001 - handled like a failed run: retried
+            fut = cf.Future()
+            fut.set_exception(exc)
+            self.refused.add(fut)
+        self.futures[fut] = key
+        self.launched[fut] = time.perf_counter()
+
+    def _relaunch_all(self) -> None:
+        stale = list(self.futures.values())
+        self.futures.clear()
+        self.launched.clear()
+        for key in stale:
+            self.launch(key)
+
+    def _check_deadlines(self) -> None:
+        now = time.perf_counter()
+        late = [f for f, t in self.launched.items() if now - t > self.deadline]
+        if not late:
+            return
+        keys = [self.futures.pop(f) for f in late]
+        for f in late:
+            self.launched.pop(f, None)
+        self.backend.reset()  # a hung worker: every job on the pool is lost
+        self._relaunch_all()
+        for key in keys:
+            self.machinery(key, f"no answer from the worker within {self.deadline:g} s")
+
+    # -- one finished job ----------------------------------------------------
+    def finished(self, key: tuple, fut) -> None:
+        prep = self.todo[key]
+        if self.remaining.get(id(prep), 0) < 0:
+            return  # the submission already failed
+        try:
+            res = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the machinery failed, not the student
+            self.machinery(key, f"{type(exc).__name__}: {exc}",
+                           broken=isinstance(exc, cf.process.BrokenProcessPool))
+            return
+        try:
+            self.g.canaries.check(res["worker"], key[1], res.get("canaries", {}))
+        except CanaryFailure:
+            if self.backend.exclude(res["worker"]):
+                self.attempts[key] -= 1
+                self.launch(key)
+                return
+            raise
+        if res["status"] == "machinery":
+            self.machinery(key, res["detail"])
+            return
+        if res["status"] in STUDENT_FAULTS and res["status"] != "timeout" \
+                and key not in self.died_once:
+            self.died_once.add(key)  # once more, to rule out a flaky machine
+            self.launch(key)
+            return
+        self.results[key] = res
+        self.remaining[id(prep)] -= 1
+        if self.remaining[id(prep)] == 0:
+            self.commit(prep, key)
+
+    def machinery(self, key: tuple, why: str, *, broken: bool = False) -> None:
+        if self.attempts[key] <= self.g.retries:
+            if broken:  # a worker died: the pool and everything queued on it is gone
+                self.backend.reset()
+                self._relaunch_all()
+            self.launch(key)
+            return
+        self.fail(self.todo[key], f"machinery failure after {self.attempts[key]} attempts: "
+                                  f"{why}; previous grade kept")
+
+    def commit(self, prep: Prepared, key: tuple) -> None:
+        per_nb = {nb: self.results[(prep.student, prep.assignment, nb)]
+                  for nb in prep.notebooks}
+        try:
+            out = record.commit(self.g, prep, per_nb)
+        except Exception as exc:  # noqa: BLE001
+            out = Outcome(prep.student, prep.assignment, "failed",
+                          reason=f"could not record the grade: {exc!r}; previous grade kept")
+        out.seconds = time.perf_counter() - self.started[key]
+        self.done(out)
+
+    def fail(self, prep: Prepared, reason: str) -> None:
+        if self.remaining.get(id(prep), 0) >= 0:
+            self.remaining[id(prep)] = -1
+            self.done(Outcome(prep.student, prep.assignment, "failed", reason=reason))
+
+    def done(self, out: Outcome) -> None:
+        self.outcomes.append(out)
+        self.bar.update(1)
+        self.reported += 1
+
+    def _tick(self) -> None:
+        if len(self.outcomes) > self.reported:  # reported without running anything
+            self.bar.update(len(self.outcomes) - self.reported)
+            self.reported = len(self.outcomes)
+
+    # -- the end -------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        """Stop: nothing more is recorded; every submission not yet graded is failed."""
+        for fut in list(self.futures):
+            fut.cancel()
+        self.backend.reset()
+        seen = set()
+        for prep in self.todo.values():
+            if id(prep) not in seen:
+                seen.add(id(prep))
+                self.fail(prep, reason)
+        graded = {(o.student, o.assignment) for o in self.outcomes}
+        for assignment in self.assignments:
+            for student in self.g.submissions(assignment):
+                if (student, assignment) not in graded:
+                    self.outcomes.append(Outcome(student, assignment, "failed", reason=reason))
+
+    def close(self) -> None:
+        self.bar.close()
