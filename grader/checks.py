@@ -196,13 +196,20 @@ def assert_inputs_unchanged(fn: Callable, *args: np.ndarray, name: str | None = 
 
 _LOOPS = (ast.For, ast.While, ast.AsyncFor, ast.ListComp, ast.SetComp, ast.DictComp,
           ast.GeneratorExp)
-_PER_ELEMENT_CALLS = {"map", "filter", "vectorize", "apply_along_axis", "frompyfunc",
-                      "reduce", "fromiter"}
+_PER_ELEMENT_CALLS = {"map", "filter", "vectorize", "apply_along_axis", "frompyfunc"}
 
 
 def _call_name(node: ast.Call) -> str | None:
+    """The name of a per-element call (``map(...)``, ``np.vectorize(...)``), else None."""
     fn = node.func
-    return fn.id if isinstance(fn, ast.Name) else fn.attr if isinstance(fn, ast.Attribute) else None
+    if isinstance(fn, ast.Name):
+        return fn.id if fn.id in _PER_ELEMENT_CALLS | {"reduce"} else None
+    if isinstance(fn, ast.Attribute):
+        if fn.attr == "reduce":  # functools.reduce loops in Python; np.add.reduce does not
+            is_functools = isinstance(fn.value, ast.Name) and fn.value.id == "functools"
+            return "functools.reduce" if is_functools else None
+        return fn.attr if fn.attr in _PER_ELEMENT_CALLS else None
+    return None
 
 
 def assert_no_loops(fn: Callable, name: str | None = None) -> None:
@@ -218,7 +225,7 @@ def assert_no_loops(fn: Callable, name: str | None = None) -> None:
         kind = None
         if isinstance(node, _LOOPS):
             kind = f"a Python loop ({type(node).__name__})"
-        elif isinstance(node, ast.Call) and _call_name(node) in _PER_ELEMENT_CALLS:
+        elif isinstance(node, ast.Call) and _call_name(node):
             kind = f"a call per element ({_call_name(node)})"
         if kind:
             fail(AssertionError(with_cause(

@@ -116,14 +116,20 @@ def rel_error(a: np.ndarray, n: np.ndarray, floor: float = 1e-8) -> float:
 
 
 def _relations(batch_size: int | None, reference_loss: bool) -> list[tuple[float, str, str]]:
-    """``(ratio analytic/numeric, its name, the cause it proves)`` for the exact relations."""
+    """``(ratio analytic/numeric, its name, the cause it proves)`` for the exact relations.
+
+    A factor 2 is told from a batch of two only when the batch size is known: without
+    ``batch_size`` only the sign is named.
+    """
     if reference_loss:  # f is the test's own loss: a wrong ratio is the gradient's fault
         sign, up2, down2 = GRADIENT_SIGN, EXTRA_FACTOR_2, MISSING_FACTOR_2
         up_n, down_n = NOT_DIVIDED_BY_N, DIVIDED_BY_N_TWICE
     else:  # f is the student's loss: either one may be the wrong one
         sign, up2, down2 = LOSS_GRAD_SIGN, LOSS_GRAD_FACTOR_2, LOSS_GRAD_FACTOR_2
         up_n = down_n = LOSS_GRAD_FACTOR_N
-    rels = [(-1.0, "-1", sign), (2.0, "2", up2), (0.5, "1/2", down2)]
+    rels = [(-1.0, "-1", sign)]
+    if batch_size is not None:
+        rels += [(2.0, "2", up2), (0.5, "1/2", down2)]
     if batch_size and batch_size > 1:
         n = float(batch_size)
         rels += [(n, f"n = {batch_size}", up_n), (1.0 / n, f"1/n = 1/{batch_size}", down_n)]
@@ -167,7 +173,8 @@ def diagnose(
 
     The message names a cause (``likely cause:``, :mod:`grader.diagnose`) only for an exact,
     unambiguous relation: a ratio of exactly -1, 2, 1/2, ``batch_size`` or 1/``batch_size``
-    (when two of these coincide, none is named), a transpose, an ``(n, n)`` broadcast. Without
+    (when two of these coincide, none is named; without ``batch_size`` only -1 is named, as a
+    ratio 2 might be a batch of two), a transpose, an ``(n, n)`` broadcast. Without
     ``reference_loss`` the loss ``f`` is the student's, so a ratio blames the pair ("loss and
     gradient disagree by a factor n"); with it, ``f`` is the test's own and the gradient is wrong.
     """
@@ -285,8 +292,9 @@ def check_gradient(
     largest are judged on that scale, so finite-difference round-off on near-zero entries
     cannot fail a correct gradient. On failure raises :class:`GradientCheckError`, whose
     message says how the gradient differs and names a cause only for an exact relation
-    (:func:`diagnose`; pass ``batch_size`` to recognise a factor n, and ``reference_loss=True``
-    when ``f`` is the test's own loss, so that a wrong ratio is the gradient's fault).
+    (:func:`diagnose`). Pass ``batch_size`` (1 for a loss without a batch) to recognise a
+    factor 2 or n, and ``reference_loss=True`` when ``f`` is the test's own loss, so that a
+    wrong ratio is the gradient's fault.
     """
     __tracebackhide__ = True
     x = _as_float64(x, "x")

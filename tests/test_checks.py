@@ -171,6 +171,10 @@ def hidden_in_vectorize(X):
     return np.vectorize(abs)(X)
 
 
+def ufunc_reduce(X):
+    return np.maximum.reduce(X, axis=1) + np.add.reduce(X)
+
+
 def test_assert_no_loops():
     assert_no_loops(vectorised)
     with pytest.raises(AssertionError, match="For"):
@@ -180,6 +184,7 @@ def test_assert_no_loops():
     msg = _message(assert_no_loops, hidden_in_map)
     assert "map" in msg and causes_in(msg) == [PYTHON_LOOP]
     assert "vectorize" in _message(assert_no_loops, hidden_in_vectorize)
+    assert_no_loops(ufunc_reduce)
 
 
 def test_uses_turns_errors_of_earlier_exercises_into_a_failed_check():

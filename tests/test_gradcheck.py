@@ -127,9 +127,16 @@ def test_ratio_n_blames_the_pair_unless_the_loss_is_the_tests(problem):
     assert causes_in(msg) == [NOT_DIVIDED_BY_N]
     msg = _diagnosis(problem, quad_grad(W, X, y) / 16, reference_loss=True)
     assert causes_in(msg) == [DIVIDED_BY_N_TWICE]
-    # without the batch size a factor 16 is described, not explained
+    # without the batch size a factor 16 is described, not explained; nor is a factor 2,
+    # which might be a batch of two; the sign is never a batch size
     msg = _diagnosis(problem, 16 * quad_grad(W, X, y), batch_size=None)
     assert "16 × numeric" in msg and causes_in(msg) == []
+    assert causes_in(_diagnosis(problem, 2 * quad_grad(W, X, y), batch_size=None)) == []
+    msg = _diagnosis(problem, -quad_grad(W, X, y), batch_size=None)
+    assert causes_in(msg) == [LOSS_GRAD_SIGN]
+    # batch_size=1: a loss without a batch, where 2 can only be the factor 2
+    msg = _diagnosis(problem, 2 * quad_grad(W, X, y), batch_size=1)
+    assert causes_in(msg) == [LOSS_GRAD_FACTOR_2]
 
 
 def test_summing_loss_with_averaging_gradient_is_not_called_divided_twice(problem):
