@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from grader.diagnose import causes_in
-from grader.feedback import test_name
+from grader.feedback import describe_test
 from grader.reports import CourseGrades, read_gradebook
 
 HTML_NAME, JSON_NAME = "class_report.html", "class_report.json"
@@ -102,7 +102,7 @@ def test_cells(course: Path, grades: CourseGrades, assignment: str) -> list[Test
             tc = cells.setdefault((c.notebook, c.name),
                                   TestCell(c.notebook, c.name, "", c.max_score))
             if not tc.name and source:
-                tc.name = test_name(source, c.name)
+                tc.name = describe_test(source, c.name)
                 tc.position = list(outputs[c.notebook]).index(c.name)
             if (c.score or 0.0) >= c.max_score:
                 tc.passed.append(student)
@@ -111,7 +111,7 @@ def test_cells(course: Path, grades: CourseGrades, assignment: str) -> list[Test
             cause = diagnosed_cause(outs) or "no error output (partial credit or not run)"
             tc.causes.setdefault(cause, []).append(student)
     for tc in cells.values():
-        tc.name = tc.name or test_name("", tc.grade_id)
+        tc.name = tc.name or describe_test("", tc.grade_id)
     return sorted(cells.values(), key=lambda tc: (tc.notebook, tc.position))
 
 

@@ -98,7 +98,7 @@ def released(source: str) -> str:
 
 
 # -- naming and text ----------------------------------------------------------------------
-def test_name(source: str, grade_id: str) -> str:
+def describe_test(source: str, grade_id: str) -> str:
     """What a test cell checks: its first comment line, else its grade id in words."""
     for line in source.split("\n"):
         text = line.strip()
@@ -193,7 +193,7 @@ def cell_html(cell: NotebookNode, grade: CellGrade | None) -> str:
         return ""
     source, hidden = strip_hidden_region(cell.source, "# (hidden tests: not shown)")
     if grade is not None:
-        title = ("Test: " + test_name(source, meta.get("grade_id", ""))) if grade.auto \
+        title = ("Test: " + describe_test(source, meta.get("grade_id", ""))) if grade.auto \
             else "Answer"
         parts.append(_banner(grade, title))
     parts.append(_pre("src", source))
@@ -260,7 +260,7 @@ def notebook_html(nb: NotebookNode, sub: Submission, notebook: str) -> str:
         body.append(cell_html(cell, grade))
         if grade is not None and grade.auto:
             source = strip_hidden_region(cell.source, "")[0]
-            tests.append((test_name(source, meta.get("grade_id", "")), grade, _message(cell)))
+            tests.append((describe_test(source, meta.get("grade_id", "")), grade, _message(cell)))
     title = html.escape(f"{sub.assignment} / {notebook} — {sub.student}")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body><h1>{title}</h1>"
