@@ -69,10 +69,11 @@ class CourseGrades:
 def read_gradebook(course: str | Path) -> CourseGrades:
     """Read every grade of the course at ``course`` in one query."""
     from nbgrader import api as nb
+    from nbgrader.coursedir import CourseDirectory
 
-    from grader.autograde import make_api
+    from grader.settings import make_config
 
-    coursedir = make_api(course).coursedir
+    coursedir = CourseDirectory(config=make_config(course))
     with nb.Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         assignments = sorted(a.name for a in gb.assignments)
         students = sorted(s.id for s in gb.students)

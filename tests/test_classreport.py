@@ -1,0 +1,93 @@
+"""The class report: counts of diagnosed causes, pass rates, missing work, flags, run time."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from grader.classreport import class_data, diagnosed_cause, write_class_report
+from tests.test_reports import TESTS, fabricate_course, failure
+
+
+def test_diagnosed_cause_reads_the_marker_else_the_first_line():
+    err = {"output_type": "error", "ename": "GradientCheckError",
+           "evalue": "dw differs\nlikely cause: the gradient has the wrong sign."}
+    assert diagnosed_cause([{"output_type": "stream"}, err]) == "the gradient has the wrong sign"
+    err = {"output_type": "error", "ename": "AssertionError", "evalue": "got 1\nexpected 2"}
+    assert diagnosed_cause([err]) == "AssertionError: got 1"
+    err = {"output_type": "error", "ename": "NotImplementedError", "evalue": ""}
+    assert "not attempted" in diagnosed_cause([err])
+    assert diagnosed_cause([{"output_type": "stream", "text": "hi"}]) is None
+
+
+@dataclass
+class FakeOutcome:  # the fields of grader.classgrade.Outcome the report reads
+    student: str
+    assignment: str
+    status: str
+    reason: str = ""
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("graded", "up to date")
+
+
+def test_class_report_counts_what_the_class_got_wrong(tmp_path):
+    students = [f"s{i:02d}" for i in range(12)]
+    truth = fabricate_course(tmp_path, students, ["01_a", "02_b"], seed=3,
+                             missing={"s00": "02_b", "s01": "02_b"})
+    (tmp_path / "submitted" / "s01" / "02_b").mkdir(parents=True)  # handed in, not gradable
+    outcomes = [FakeOutcome("s01", "02_b", "invalid", "not a notebook"),
+                FakeOutcome("s02", "01_a", "graded", flags=["cell t: deleted; restored"]),
+                FakeOutcome("s03", "01_a", "graded",
+                            flags=["UNSANDBOXED: student code ran without isolation"])]
+    html_path, json_path = write_class_report(tmp_path, outcomes, seconds=12.5)
+    data = json.loads(json_path.read_text())
+    b = data["assignments"]["02_b"]
+    assert b["not_submitted"] == ["s00"] and b["submitted_not_graded"] == ["s01"]
+    assert data["problems"] == [{"student": "s01", "assignment": "02_b", "status": "invalid",
+                                 "reason": "not a notebook"}]
+    for a in ("01_a", "02_b"):
+        tests = {t["grade_id"]: t for t in data["assignments"][a]["tests"]}
+        assert list(tests) == [gid for gid, _, _, _ in TESTS]  # notebook order
+        for gid, _, _, cause in TESTS:
+            failed = sorted(s for (s, aa), sc in truth.items() if aa == a and sc[gid] == 0)
+            assert sorted(tests[gid]["failed"]) == failed
+            expected = Counter(cause or failure(gid, None, s)[0] + ": "
+                               + failure(gid, None, s)[1] for s in failed)
+            assert dict(tests[gid]["top_causes"]) == dict(expected)
+            n = len(failed) + len(tests[gid]["passed"])
+            assert tests[gid]["pass_rate"] == (n - len(failed)) / n
+    page = html_path.read_text()
+    n_cause = len(tests["test_gradient"]["failed"])
+    assert f"{n_cause} students: the gradient is not divided by the batch size n" in page
+    assert "UNSANDBOXED: 1 submission(s)" in page and "s02/01_a: cell t: deleted" in page
+    assert "last grade run: 12.5 s" in page
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) == 3
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_report_without_outcomes_keeps_the_last_runs_flags_and_time(tmp_path):
+    fabricate_course(tmp_path, ["ada"], ["01_a"])
+    write_class_report(tmp_path, [FakeOutcome("ada", "01_a", "graded", flags=["f1"])], 3.0)
+    _, json_path = write_class_report(tmp_path)
+    data = json.loads(json_path.read_text())
+    assert data["flags"] == [{"student": "ada", "assignment": "01_a", "flag": "f1"}]
+    assert data["run_seconds"] == 3.0
+
+
+def test_report_time_for_a_40_student_class(tmp_path):
+    """Budget: < 5 % of a grade run. 40 students x 1 notebook take >= 20 s to grade on 2 cores
+    (README: ~0.5 s per notebook and worker at best), so the report must stay under 1 s of
+    work here; the bound below allows 5x for a loaded CI machine and cold imports."""
+    fabricate_course(tmp_path, [f"s{i:02d}" for i in range(40)], ["01_a"])
+    class_data(tmp_path)  # imports (nbgrader, sqlalchemy) are already paid in a grade run
+    start = time.perf_counter()
+    write_class_report(tmp_path, [], 20.0)
+    seconds = time.perf_counter() - start
+    print(f"class report for 40 students x 1 assignment: {seconds:.2f} s")
+    assert seconds < 5.0
