@@ -1,0 +1,43 @@
+"""Command-line manners: options anywhere, nothing to grade, report and feedback commands."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.cli import build_parser, main
+from tests.test_reports import fabricate_course
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["grade", "--no-progress"], True),
+    (["--no-progress", "grade"], True),
+    (["grade"], False),
+    (["report", "--no-progress"], True),
+])
+def test_common_options_before_or_after_the_command(argv, expected):
+    assert build_parser().parse_args(argv).no_progress is expected
+
+
+def test_grade_without_submitted_folder_fails_naming_it(tmp_path, capsys):
+    assert main(["grade", "--course", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to grade" in err and str(tmp_path / "submitted") in err
+
+
+def test_grade_unknown_assignment_fails_naming_the_pattern(tmp_path, capsys):
+    (tmp_path / "submitted" / "ada" / "01_a").mkdir(parents=True)
+    assert main(["grade", "02_b", "--course", str(tmp_path)]) == 2
+    assert str(tmp_path / "submitted" / "*" / "02_b") in capsys.readouterr().err
+
+
+def test_report_and_feedback_commands(tmp_path, capsys):
+    assert main(["report", "--course", str(tmp_path)]) == 2
+    assert "no gradebook" in capsys.readouterr().err
+    fabricate_course(tmp_path, ["ada", "ben"], ["01_a"])
+    assert main(["--no-progress", "report", "--course", str(tmp_path)]) == 0
+    assert (tmp_path / "class_report.html").is_file()
+    assert (tmp_path / "class_report.json").is_file()
+    assert main(["feedback", "--course", str(tmp_path)]) == 0
+    assert sorted(p.relative_to(tmp_path).as_posix()
+                  for p in (tmp_path / "feedback").rglob("*.html")) == \
+        ["feedback/ada/01_a/01_a.html", "feedback/ben/01_a/01_a.html"]
