@@ -75,24 +75,31 @@ def assert_shape(x: object, shape: tuple[int, ...], name: str = "result") -> Non
         fail(AssertionError(with_cause(*problem)))
 
 
+def _scalar_problem(x: object, name: str) -> str | None:
+    """Why ``x`` is not a finite real number, or None."""
+    if x is None:
+        return f"{name} is None: did the function forget to `return`?"
+    if isinstance(x, np.ndarray):
+        if x.size != 1:
+            return (
+                f"{name} should be a single number, got an array of shape {x.shape}"
+                + (": did you forget to average (np.mean) over the batch?" if x.ndim else "")
+            )
+        x = x.reshape(())[()]
+    if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, bool):
+        return f"{name} should be a number, got {type(x).__name__}"
+    if not np.isfinite(float(x)):
+        return f"{name} is {float(x)} (NaN/inf come from overflow or 0/0, log 0)"
+    return None
+
+
 def assert_scalar(x: object, name: str = "result") -> float:
     """``x`` is a real number (Python or NumPy scalar, or a 0-d/size-1 array); return it."""
     __tracebackhide__ = True
-    if x is None:
-        fail(AssertionError(f"{name} is None: did the function forget to `return`?"))
-    if isinstance(x, np.ndarray):
-        if x.size != 1:
-            fail(AssertionError(
-                f"{name} should be a single number, got an array of shape {x.shape}"
-                + (": did you forget to average (np.mean) over the batch?" if x.ndim else "")
-            ))
-        x = x.reshape(())[()]
-    if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, bool):
-        fail(AssertionError(f"{name} should be a number, got {type(x).__name__}"))
-    value = float(x)
-    if not np.isfinite(value):
-        fail(AssertionError(f"{name} is {value} (NaN/inf come from overflow or 0/0, log 0)"))
-    return value
+    problem = _scalar_problem(x, name)
+    if problem:
+        fail(AssertionError(problem))
+    return float(np.asarray(x).reshape(()))
 
 
 def _nonfinite(arr: np.ndarray, name: str) -> str | None:
@@ -118,7 +125,10 @@ def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float)
     """``(description, built-in cause or None)`` when ``actual`` is not close, else None."""
     __tracebackhide__ = True
     if exp.ndim == 0:
-        value = assert_scalar(actual, name)
+        problem = _scalar_problem(actual, name)
+        if problem:
+            return problem, None
+        value = float(np.asarray(actual).reshape(()))
         if abs(value - float(exp)) <= atol + rtol * abs(float(exp)):
             return None
         c = exact_multiple(np.array([value]), exp.reshape(1))

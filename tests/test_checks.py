@@ -82,6 +82,12 @@ def test_assert_close_names_the_one_matching_variant():
     assert causes_in(msg) == ["summed"]
     # a correct answer passes whatever the variants
     assert_close(1.5, expected, bugs=bugs)
+    # a variant of another shape: a loss not averaged at all returns the per-example array
+    per_example = np.array([1.0, 2.0])
+    msg = _message(assert_close, per_example, expected, "loss", bugs={"not averaged": per_example})
+    assert "single number" in msg and causes_in(msg) == ["not averaged"]
+    msg = _message(assert_close, float("nan"), expected, "loss", bugs={"overflow": np.nan})
+    assert causes_in(msg) == ["overflow"]
 
 
 def test_assert_close_variants_of_another_shape():
