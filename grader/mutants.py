@@ -114,6 +114,25 @@ class SuiteReport:
             "unverified": sum(len(m.unverified) for m in ms),
         }
 
+    def problems(self) -> list[str]:
+        """Everything that makes the gate fail, one line each (empty: all as declared)."""
+        out = []
+        if self.solution.auto_score != self.solution.auto_max:
+            out.append(f"solution scores {self.solution.auto_score:g}/{self.solution.auto_max:g}")
+        if self.stub.auto_score:
+            out.append(f"untouched stubs score {self.stub.auto_score:g}")
+        if self.stub_causes:
+            out.append(f"untouched stubs are blamed on a cause: {self.stub_causes}")
+        for m in self.mutants:
+            if not m.as_declared:
+                out.append(f"{m.mutant.name}: zeroed {sorted(m.zeroed)}, "
+                           f"declared {sorted(m.mutant.caught_by)}")
+            if m.wrong_causes:
+                out.append(f"{m.mutant.name}: wrong cause {m.wrong_causes}")
+            elif m.mutant.diagnosis and m.caught and not m.right_cause:
+                out.append(f"{m.mutant.name}: {m.mutant.diagnosis!r} is not named")
+        return out
+
     def table(self) -> str:
         lines = [f"Mutants of {self.assignment}:"]
         width = max([len(m.mutant.name) for m in self.mutants] + [6])

@@ -82,6 +82,7 @@ def test_no_message_names_a_wrong_cause(report):
     assert not wrong, "\n".join(wrong)
     assert not report.stub_causes, f"an untouched stub is blamed on {report.stub_causes}"
     assert report.diagnosis_counts()["wrong-cause messages"] == 0
+    assert not [p for p in report.problems() if "cause" in p]
 
 
 # --- the bookkeeping, on made-up data (no grading) ---------------------------------------
@@ -139,3 +140,25 @@ def test_diagnosis_field_is_optional_and_one_line(tmp_path):
     path.write_text("[[mutant]]\n" + base.format("m1") + 'diagnosis = "two\\nlines"\n')
     with pytest.raises(ValueError, match="one line"):
         load_mutants(path)
+
+
+def test_report_problems_and_counts():
+    from grader.mutants import SuiteReport
+
+    ok = GradeResult("solution", "a", True, cells={"t1": (1.0, 1.0), "t2": (1.0, 1.0)})
+    stub = GradeResult("stub", "a", True, cells={"t1": (0.0, 1.0), "t2": (0.0, 1.0)})
+    report = SuiteReport("a", {"t1": 1.0, "t2": 1.0}, ok, stub, [
+        _outcome("p", {"t1": ["p"]}),
+        _outcome("p", {"t1": ["q"]}),
+        _outcome("p", {}),
+        _outcome(None, {"t1": ["r"]}),
+    ])
+    assert report.diagnosis_counts() == {
+        "bugs": 4, "caught": 4, "declared": 3, "right cause": 1,
+        "wrong-cause messages": 1, "unverified": 1,
+    }
+    assert report.problems() == ["m: wrong cause ['q']", "m: 'p' is not named"]
+    assert "WRONG CAUSE" in report.table() and "cause unverified" in report.table()
+    report.stub_causes = {"t1": ["p"]}
+    assert report.diagnosis_counts()["wrong-cause messages"] == 2
+    assert "stubs are blamed" in report.problems()[0]
