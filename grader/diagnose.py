@@ -114,7 +114,6 @@ def names(named: str, phrase: str) -> bool:
 # text tells the student where to look, instead of the kit's internals.
 _RAISE_SRC = "raise failure  # a check failed: read its message below\n"
 _RAISE_FILE = "<grader check>"
-linecache.cache[_RAISE_FILE] = (len(_RAISE_SRC), None, [_RAISE_SRC], _RAISE_FILE)
 _RAISE = compile(_RAISE_SRC, _RAISE_FILE, "exec")
 
 
@@ -123,6 +122,8 @@ def fail(failure: BaseException) -> NoReturn:
     chained context, so the student's traceback is the test cell's line and the message."""
     __tracebackhide__ = True
     failure.__suppress_context__ = True
+    # its source, for the traceback (set each time: linecache.clearcache() may have run)
+    linecache.cache[_RAISE_FILE] = (len(_RAISE_SRC), None, [_RAISE_SRC], _RAISE_FILE)
     exec(_RAISE, {"failure": failure})
     raise AssertionError("unreachable")  # pragma: no cover
 
