@@ -171,10 +171,14 @@ def _output_html(out: NotebookNode, hidden: bool) -> str:
     return ""
 
 
+def _points(n: float) -> str:
+    return f"{n:g} point" + ("" if n == 1 else "s")
+
+
 def _banner(grade: CellGrade, title: str) -> str:
     if grade.score is None:
         return (f'<div class="grade awaiting">{html.escape(title)} — awaiting grading '
-                f"({grade.max_score:g} point{'s' * (grade.max_score != 1)})</div>")
+                f"({_points(grade.max_score)})</div>")
     state = "pass" if grade.score >= grade.max_score else "fail"
     return (f'<div class="grade {state}">{html.escape(title)} — {grade.score:g} / '
             f"{grade.max_score:g}</div>")
@@ -231,7 +235,7 @@ def summary_html(sub: Submission, notebook: str, tests: list[tuple[str, CellGrad
                f"points graded" if graded else "none graded yet"
         if waiting:
             text += (f"; {len(waiting)} awaiting grading "
-                     f"({sum(c.max_score for c in waiting):g} points)")
+                     f"({_points(sum(c.max_score for c in waiting))})")
         lines.append(f"<p><b>Written answers:</b> {text}</p>")
     rows = "".join(
         f'<tr class="{"pass" if (g.score or 0) >= g.max_score else "fail"}"><td>'

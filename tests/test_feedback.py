@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from grader.feedback import (
     describe_test,
     markdown_html,
@@ -61,7 +63,7 @@ def test_feedback_page_tells_the_truth(tmp_path):
     scores = truth[("ada", "01_a")]
     got, avail = sum(scores.values()), sum(p for _, p, _, _ in TESTS)
     assert f"<b>Autograded tests:</b> {got:g} / {avail:g} points" in page
-    assert "1.5 / 2 points graded; 1 awaiting grading (1 points)" in page
+    assert "1.5 / 2 points graded; 1 awaiting grading (1 point)" in page
     assert "Written answer — awaiting grading (1 point)" in page
     assert "Written answer — 1.5 / 2" in page
     assert "Test: returns one number per example" in page and "Test: values" in page
@@ -85,3 +87,49 @@ def test_feedback_replaces_stale_files(tmp_path):
     folders = write_class_feedback(tmp_path)
     assert [f.relative_to(tmp_path).as_posix() for f in folders] == ["feedback/ada/01_a"]
     assert not stale.exists()
+
+
+class _FakeGradebook:
+    """What OverwriteCells asks the gradebook about one locked test cell."""
+
+    def __init__(self, source: str):
+        from types import SimpleNamespace
+
+        from nbformat.v4 import new_code_cell
+        from nbgrader.utils import compute_checksum
+
+        meta = {"nbgrader": {"grade": True, "grade_id": "t", "locked": True, "points": 1.0,
+                             "solution": False, "schema_version": 3}}
+        stored = new_code_cell(source, metadata=meta)
+        self.cell = SimpleNamespace(name="t", cell_type="code", locked=True, source=source,
+                                    checksum=compute_checksum(stored))
+        self.meta = meta
+
+    def find_source_cell(self, *args):
+        return self.cell
+
+    def find_graded_cell(self, *args):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(max_score=1.0)
+
+
+@pytest.mark.parametrize("submitted, warned", [("released", False), ("tampered", True)])
+def test_restore_hidden_tests_warns_only_about_real_changes(submitted, warned, caplog):
+    """nbgrader #1961: every untouched test cell with hidden tests was reported as changed."""
+    import copy
+
+    from nbformat.v4 import new_code_cell
+
+    from grader.feedback import RestoreHiddenTests
+
+    full = "check()\n### BEGIN HIDDEN TESTS\nsecret()\n### END HIDDEN TESTS"
+    gb = _FakeGradebook(full)
+    source = released(full) if submitted == "released" else "pass  # tests deleted"
+    cell = new_code_cell(source, metadata=copy.deepcopy(gb.meta))
+    pp = RestoreHiddenTests()
+    pp.gradebook, pp.notebook_id, pp.assignment_id = gb, "nb", "a"
+    with caplog.at_level("WARNING"):
+        out, _ = pp.preprocess_cell(cell, {}, 0)
+    assert out.source == full  # hidden tests back in either case
+    assert ("checksum" in caplog.text) is warned
