@@ -216,7 +216,7 @@ def _pass_rate_figure(assignment: str, tests: list[dict]) -> str:
     import matplotlib.pyplot as plt
 
     rates = [100 * (t["pass_rate"] or 0.0) for t in tests]
-    labels = [t["name"][:45] + ("…" if len(t["name"]) > 45 else "") for t in tests]
+    labels = [t["name"][:40] + ("…" if len(t["name"]) > 40 else "") for t in tests]
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(tests) + 0.8),
                            label=f"pass rate per test cell of {assignment}")
     ax.barh(range(len(tests)), rates, color=["#2e7d32" if r >= 50 else "#c62828"
@@ -226,7 +226,7 @@ def _pass_rate_figure(assignment: str, tests: list[dict]) -> str:
     ax.set_xlim(0, 100)
     ax.set_xlabel("students passing (%)", fontsize=8)
     inch = fig.get_size_inches()[1]
-    fig.subplots_adjust(left=0.42, right=0.97, bottom=0.5 / inch, top=1 - 0.15 / inch)
+    fig.subplots_adjust(left=0.46, right=0.97, bottom=0.5 / inch, top=1 - 0.15 / inch)
     return png(fig)
 
 
