@@ -117,6 +117,11 @@ class SuiteReport:
     def problems(self) -> list[str]:
         """Everything that makes the gate fail, one line each (empty: all as declared)."""
         out = []
+        for what, res in (("solution", self.solution), ("untouched stubs", self.stub)):
+            if not res.success:
+                out.append(f"{what} could not be graded: {res.error}")
+        if not self.solution.auto_max:
+            out.append("no autograded points")
         if self.solution.auto_score != self.solution.auto_max:
             out.append(f"solution scores {self.solution.auto_score:g}/{self.solution.auto_max:g}")
         if self.stub.auto_score:
@@ -124,7 +129,9 @@ class SuiteReport:
         if self.stub_causes:
             out.append(f"untouched stubs are blamed on a cause: {self.stub_causes}")
         for m in self.mutants:
-            if not m.as_declared:
+            if not m.result.success:
+                out.append(f"{m.mutant.name}: could not be graded: {m.result.error}")
+            elif not m.as_declared:
                 out.append(f"{m.mutant.name}: zeroed {sorted(m.zeroed)}, "
                            f"declared {sorted(m.mutant.caught_by)}")
             if m.wrong_causes:
