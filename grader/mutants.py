@@ -7,6 +7,8 @@ For one assignment this builds a throw-away nbgrader course, submits
 * ``mutant-<name>`` — the reference with one known bug (``solutions/<a>.mutants.toml``): the
   grade cells in its ``caught_by`` list must score 0 and all others full marks, so it loses
   exactly their points,
+* ``alternative-<name>`` — the reference with one *other correct* answer (an ``[[alternative]]``
+  of the same file: a library function, another formula the text allows): must get full marks,
 
 and grades them all into nbgrader's real gradebook, either with nbgrader's own serial
 ``autograde`` (``engine="nbgrader"``) or with the kit's parallel class grader
@@ -38,6 +40,7 @@ from grader.submissions import (
     Mutant,
     autograded_test_points,
     fill,
+    load_alternatives,
     load_mutants,
     mutate,
     reference_answers,
@@ -93,6 +96,22 @@ class MutantOutcome:
 
 
 @dataclass
+class AlternativeOutcome:
+    alternative: Mutant
+    result: GradeResult
+
+    @property
+    def accepted(self) -> bool:
+        """Graded, and full marks on every autograded test cell."""
+        cells = self.result.cells.values()
+        return self.result.success and bool(cells) and all(s == m for s, m in cells)
+
+    @property
+    def lost(self) -> list[str]:
+        return sorted(c for c, (s, m) in self.result.cells.items() if s != m)
+
+
+@dataclass
 class SuiteReport:
     assignment: str
     test_points: dict[str, float]
@@ -100,6 +119,7 @@ class SuiteReport:
     stub: GradeResult
     mutants: list[MutantOutcome] = field(default_factory=list)
     stub_causes: dict[str, list[str]] = field(default_factory=dict)  # a stub has no cause
+    alternatives: list[AlternativeOutcome] = field(default_factory=list)
 
     def diagnosis_counts(self) -> dict[str, int]:
         """The note's columns: bugs, caught, right cause, wrong-cause messages (and more)."""
@@ -112,6 +132,8 @@ class SuiteReport:
             "wrong-cause messages": sum(len(m.wrong_causes) for m in ms)
             + sum(len(v) for v in self.stub_causes.values()),
             "unverified": sum(len(m.unverified) for m in ms),
+            "alternatives": len(self.alternatives),
+            "alternatives accepted": sum(a.accepted for a in self.alternatives),
         }
 
     def problems(self) -> list[str]:
@@ -138,11 +160,16 @@ class SuiteReport:
                 out.append(f"{m.mutant.name}: wrong cause {m.wrong_causes}")
             elif m.mutant.diagnosis and m.caught and not m.right_cause:
                 out.append(f"{m.mutant.name}: {m.mutant.diagnosis!r} is not named")
+        for a in self.alternatives:
+            if not a.accepted:
+                why = a.result.error if not a.result.success else f"loses {a.lost}"
+                out.append(f"alternative {a.alternative.name}: {why}")
         return out
 
     def table(self) -> str:
         lines = [f"Mutants of {self.assignment}:"]
-        width = max([len(m.mutant.name) for m in self.mutants] + [6])
+        width = max([len(m.mutant.name) for m in self.mutants]
+                    + [len(a.alternative.name) + 12 for a in self.alternatives] + [6])
         for m in self.mutants:
             lost = self.solution.auto_score - m.result.auto_score
             status = "caught" if m.caught else "MISSED"
@@ -154,9 +181,12 @@ class SuiteReport:
             )
         caught = sum(m.caught for m in self.mutants)
         lines.append(f"  mutants caught: {caught}/{len(self.mutants)}")
+        for a in self.alternatives:
+            status = "accepted" if a.accepted else f"REJECTED: loses {', '.join(a.lost) or '-'}"
+            lines.append(f"  {'alternative ' + a.alternative.name:<{width}}  {status}")
         counts = self.diagnosis_counts()
         lines.append(
-            "  diagnoses: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            "  totals: " + ", ".join(f"{k} {v}" for k, v in counts.items())
             + (f"; untouched stubs NAME A CAUSE: {self.stub_causes}" if self.stub_causes else "")
         )
         lines.append(
@@ -240,6 +270,7 @@ def evaluate(
     release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
     answers = reference_answers(source_nb)
     mutants = load_mutants(mutants_file(root, assignment))
+    alternatives = load_alternatives(mutants_file(root, assignment))
 
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
     course = Path(workdir or tmp.name)
@@ -251,6 +282,8 @@ def evaluate(
         submissions = {"solution": fill(release_nb, answers), "stub": release_nb}
         for m in mutants:
             submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
+        for a in alternatives:
+            submissions[f"alternative-{a.name}"] = fill(release_nb, mutate(answers, a))
         for student, nb in submissions.items():
             write_submission(course, student, assignment, {assignment: nb})
         results = _grade_all(course, assignment, engine, progress)
@@ -267,6 +300,7 @@ def evaluate(
         outcomes.append(MutantOutcome(m, res, zero, partial, named))
     points = autograded_test_points(source_nb)
     stub_causes = {c: p for c, p in causes["stub"].items() if p}
+    alts = [AlternativeOutcome(a, results[f"alternative-{a.name}"]) for a in alternatives]
     return SuiteReport(
-        assignment, points, results["solution"], results["stub"], outcomes, stub_causes
+        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts
     )

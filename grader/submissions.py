@@ -130,31 +130,42 @@ def fill(release_nb: NotebookNode, answers: Mapping[str, str]) -> NotebookNode:
     return nb
 
 
-def load_mutants(path: str | Path) -> list[Mutant]:
-    """Read a ``*.mutants.toml`` file: a list of ``[[mutant]]`` tables."""
+def load_mutants(path: str | Path, kind: str = "mutant") -> list[Mutant]:
+    """Read a ``*.mutants.toml`` file: a list of ``[[mutant]]`` tables.
+
+    ``kind="alternative"`` reads its ``[[alternative]]`` tables instead: other correct
+    answers (a library function, another formula the text allows) that must keep full marks;
+    they have no ``caught_by`` and no ``diagnosis``.
+    """
     path = Path(path)
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
+    required = {"name", "cell", "find", "replace"} | ({"caught_by"} if kind == "mutant" else set())
     mutants = []
-    for i, entry in enumerate(data.get("mutant", [])):
-        missing = {"name", "cell", "find", "replace", "caught_by"} - set(entry)
+    for i, entry in enumerate(data.get(kind, [])):
+        missing = required - set(entry)
         if missing:
-            raise ValueError(f"{path}: mutant #{i + 1} lacks {sorted(missing)}")
+            raise ValueError(f"{path}: {kind} #{i + 1} lacks {sorted(missing)}")
         mutants.append(
             Mutant(
                 name=entry["name"],
                 cell=entry["cell"],
                 find=entry["find"],
                 replace=entry["replace"],
-                caught_by=tuple(entry["caught_by"]),
+                caught_by=tuple(entry.get("caught_by", ())),
                 description=entry.get("description", ""),
                 diagnosis=_diagnosis(path, entry),
             )
         )
     names = [m.name for m in mutants]
     if len(set(names)) != len(names):
-        raise ValueError(f"{path}: duplicate mutant names")
+        raise ValueError(f"{path}: duplicate {kind} names")
     return mutants
+
+
+def load_alternatives(path: str | Path) -> list[Mutant]:
+    """The ``[[alternative]]`` tables of a ``*.mutants.toml`` file (see :func:`load_mutants`)."""
+    return load_mutants(path, kind="alternative")
 
 
 def _diagnosis(path: Path, entry: dict) -> str | None:

@@ -7,7 +7,7 @@ import pytest
 
 from grader.autograde import GradeResult
 from grader.mutants import MutantOutcome, evaluate, failing_cell_causes, mutants_file
-from grader.submissions import Mutant, load_mutants
+from grader.submissions import Mutant, load_alternatives, load_mutants
 
 from .conftest import ASSIGNMENTS, ROOT, add_report
 
@@ -65,6 +65,12 @@ def test_each_mutant_loses_exactly_the_declared_points(report):
             lost = report.solution.auto_score - m.result.auto_score
             assert lost == sum(report.test_points[c] for c in m.mutant.caught_by)
     assert not problems, "\n".join(problems)
+
+
+def test_every_alternative_gets_full_marks(report):
+    rejected = [f"{a.alternative.name}: {a.result.error or a.lost}"
+                for a in report.alternatives if not a.accepted]
+    assert not rejected, "other correct answers lose points:\n" + "\n".join(rejected)
 
 
 def test_declared_diagnoses_are_named(report):
@@ -137,6 +143,12 @@ def test_diagnosis_field_is_optional_and_one_line(tmp_path):
         + "[[mutant]]\n" + base.format("m3")
     )
     assert [m.diagnosis for m in load_mutants(path)] == ["the bias is left out", "", None]
+    assert load_alternatives(path) == []
+    path.write_text(path.read_text() + '[[alternative]]\nname = "a1"\ncell = "c"\n'
+                    'find = "a"\nreplace = "c"\n')
+    (alt,) = load_alternatives(path)
+    assert (alt.name, alt.caught_by, alt.diagnosis) == ("a1", (), None)
+    assert len(load_mutants(path)) == 3
     path.write_text("[[mutant]]\n" + base.format("m1") + 'diagnosis = "two\\nlines"\n')
     with pytest.raises(ValueError, match="one line"):
         load_mutants(path)
@@ -155,10 +167,22 @@ def test_report_problems_and_counts():
     ])
     assert report.diagnosis_counts() == {
         "bugs": 4, "caught": 4, "declared": 3, "right cause": 1,
-        "wrong-cause messages": 1, "unverified": 1,
+        "wrong-cause messages": 1, "unverified": 1, "alternatives": 0, "alternatives accepted": 0,
     }
     assert report.problems() == ["m: wrong cause ['q']", "m: 'p' is not named"]
     assert "WRONG CAUSE" in report.table() and "cause unverified" in report.table()
     report.stub_causes = {"t1": ["p"]}
     assert report.diagnosis_counts()["wrong-cause messages"] == 2
     assert "stubs are blamed" in report.problems()[0]
+
+
+def test_alternative_outcome_needs_full_marks_everywhere():
+    from grader.mutants import AlternativeOutcome
+
+    alt = Mutant("expit", "c", "a", "b", ())
+    full = GradeResult("s", "a", True, cells={"t1": (1.0, 1.0), "t2": (2.0, 2.0)})
+    assert AlternativeOutcome(alt, full).accepted
+    part = GradeResult("s", "a", True, cells={"t1": (1.0, 1.0), "t2": (0.0, 2.0)})
+    assert not AlternativeOutcome(alt, part).accepted
+    assert AlternativeOutcome(alt, part).lost == ["t2"]
+    assert not AlternativeOutcome(alt, GradeResult("s", "a", False, error="boom")).accepted
