@@ -300,7 +300,10 @@ def check_gradient(
     x = _as_float64(x, "x")
     rng = np.random.default_rng(rng)
     if analytic is not None and not isinstance(analytic, np.ndarray):
-        analytic = np.asarray(analytic, dtype=np.float64) if np.isscalar(analytic) else analytic
+        try:  # a Python number or list is a gradient too
+            analytic = np.asarray(analytic, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass  # not numeric: diagnose() says so
     if x.size <= max_full:
         numeric = numerical_gradient(f, x, h)
         if _comparable(analytic, x.shape) and np.all(np.isfinite(numeric)):
