@@ -116,31 +116,35 @@ def _cell_score(auto, manual, extra, pending) -> float | None:
     return float(base) + float(extra or 0.0)
 
 
-CSV_COLUMNS = ["student", "assignment", "submitted", "timestamp", "auto_score", "auto_max",
-               "manual_score", "manual_max", "manual_awaiting", "total_score", "total_max"]
+#: nbgrader's export names where they exist (student_id, raw_score, max_score); raw_score is
+#: autograded + written points graded so far, as nbgrader counts it
+CSV_COLUMNS = ["student_id", "assignment", "submitted", "timestamp", "auto_score", "auto_max",
+               "manual_score", "manual_max", "manual_awaiting", "raw_score", "max_score",
+               "student_total", "student_max"]
 
 
 def grade_rows(grades: CourseGrades) -> list[dict[str, object]]:
-    """One row per student and expected assignment, then the student's TOTAL row; sorted."""
+    """One row per student and expected assignment, sorted; the student's total on each row.
+
+    A missing assignment is a row too (``submitted`` = ``no``, 0 points), and the student's
+    total is over every assignment, so every total is out of the same maximum.
+    """
     rows = []
     for student in grades.students:
-        total = dict.fromkeys(CSV_COLUMNS[4:], 0.0)
+        mine = []
         for a in grades.assignments:
             sub = grades.submissions.get((student, a))
             auto_max, manual_max = grades.maxima[a]
             auto, manual = (sub.auto[0], sub.manual[0]) if sub else (0.0, 0.0)
-            row = {"student": student, "assignment": a, "submitted": "yes" if sub else "no",
-                   "timestamp": sub.timestamp if sub else "not submitted",
-                   "auto_score": auto, "auto_max": auto_max, "manual_score": manual,
-                   "manual_max": manual_max, "manual_awaiting": sub.awaiting if sub else 0,
-                   "total_score": auto + manual, "total_max": auto_max + manual_max}
-            rows.append(row)
-            for k in total:
-                total[k] += row[k]
-        n_sub = sum((student, a) in grades.submissions for a in grades.assignments)
-        rows.append({"student": student, "assignment": "TOTAL",
-                     "submitted": f"{n_sub}/{len(grades.assignments)}", "timestamp": "-",
-                     **total})
+            mine.append({"student_id": student, "assignment": a,
+                         "submitted": "yes" if sub else "no",
+                         "timestamp": sub.timestamp if sub else "not submitted",
+                         "auto_score": auto, "auto_max": auto_max, "manual_score": manual,
+                         "manual_max": manual_max, "manual_awaiting": sub.awaiting if sub else 0,
+                         "raw_score": auto + manual, "max_score": auto_max + manual_max})
+        total = sum(r["raw_score"] for r in mine)
+        most = sum(r["max_score"] for r in mine)
+        rows += [{**r, "student_total": total, "student_max": most} for r in mine]
     return rows
 
 
@@ -152,7 +156,8 @@ def export_grades_csv(root: str | Path, path: str | Path) -> Path:
         writer = csv.DictWriter(f, CSV_COLUMNS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: f"{v:g}" if isinstance(v, float) else v for k, v in row.items()})
+            writer.writerow({k: format(v, ".10g") if isinstance(v, float) else v
+                             for k, v in row.items()})
     return path
 
 
