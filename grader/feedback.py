@@ -184,24 +184,30 @@ def _banner(grade: CellGrade, title: str) -> str:
             f"{grade.max_score:g}</div>")
 
 
-def cell_html(cell: NotebookNode, grade: CellGrade | None) -> str:
-    """One cell: a grade banner when graded, then its source and outputs."""
+def _cell_parts(cell: NotebookNode, grade: CellGrade | None) -> list[str]:
     meta = cell.get("metadata", {}).get("nbgrader", {})
-    parts = []
     if cell.cell_type == "markdown":
-        if grade is not None:
-            parts.append(_banner(grade, "Written answer"))
-        parts.append(f'<div class="md">{markdown_html(cell.source)}</div>')
-        return f'<section class="cell">{"".join(parts)}</section>'
+        banner = [_banner(grade, "Written answer")] if grade is not None else []
+        return banner + [f'<div class="md">{markdown_html(cell.source)}</div>']
     if cell.cell_type != "code":
-        return ""
+        return []
     source, hidden = strip_hidden_region(cell.source, "# (hidden tests: not shown)")
+    parts = []
     if grade is not None:
         title = ("Test: " + describe_test(source, meta.get("grade_id", ""))) if grade.auto \
             else "Answer"
         parts.append(_banner(grade, title))
     parts.append(_pre("src", source))
-    parts += [_output_html(o, hidden) for o in cell.get("outputs", [])]
+    return parts + [_output_html(o, hidden) for o in cell.get("outputs", [])]
+
+
+def cell_html(cell: NotebookNode, grade: CellGrade | None, comment: str = "") -> str:
+    """One cell: a grade banner when graded, its source and outputs, the grader's comment."""
+    parts = _cell_parts(cell, grade)
+    if not parts:
+        return ""
+    if comment:
+        parts.append(f'<div class="comment"><b>Comment:</b> {html.escape(comment)}</div>')
     return f'<section class="cell">{"".join(parts)}</section>'
 
 
@@ -213,7 +219,8 @@ background:#f6f8fa;font-size:13px}
 pre.err{background:#fdecea;color:#8a1c1c;font-weight:600}pre.stderr{background:#fff4e0}
 .grade{font-weight:600;padding:.3rem .5rem;border-left:.3rem solid}
 .pass{border-color:#2e7d32;background:#e8f5e9}.fail{border-color:#c62828;background:#fdecea}
-.awaiting{border-color:#f9a825;background:#fffde7}.cell{margin:1rem 0}
+.awaiting{border-color:#f9a825;background:#fffde7}
+.comment{background:#e3f2fd;padding:.3rem .5rem;white-space:pre-wrap}.cell{margin:1rem 0}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
 td.msg{white-space:pre-wrap;overflow-wrap:anywhere}img{max-width:100%}
 math[display=block]{margin:.5rem 0}
@@ -261,7 +268,7 @@ def notebook_html(nb: NotebookNode, sub: Submission, notebook: str) -> str:
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         grade = grades.get(meta.get("grade_id")) if meta.get("grade") else None
-        body.append(cell_html(cell, grade))
+        body.append(cell_html(cell, grade, sub.comments.get((notebook, meta.get("grade_id")), "")))
         if grade is not None and grade.auto:
             source = strip_hidden_region(cell.source, "")[0]
             tests.append((describe_test(source, meta.get("grade_id", "")), grade, _message(cell)))

@@ -35,6 +35,7 @@ class Submission:
     assignment: str
     timestamp: str
     cells: list[CellGrade] = field(default_factory=list)
+    comments: dict[tuple[str, str], str] = field(default_factory=dict)  # (nb, cell) -> text
 
     def _sum(self, auto: bool) -> tuple[float, float]:
         cells = [c for c in self.cells if c.auto == auto]
@@ -101,6 +102,18 @@ def read_gradebook(course: str | Path) -> CourseGrades:
             sub = subs.setdefault((student, a), Submission(student, a, _iso(ts)))
             sub.cells.append(CellGrade(nb_name, cell, kind == "code",
                                        _cell_score(auto, manual, extra, pending), points))
+        q = (gb.db.query(nb.SubmittedAssignment.student_id, nb.Assignment.name,
+                         nb.Notebook.name, nb.BaseCell.name, nb.Comment.manual_comment)
+             .join(nb.Assignment, nb.Assignment.id == nb.SubmittedAssignment.assignment_id)
+             .join(nb.SubmittedNotebook,
+                   nb.SubmittedNotebook.assignment_id == nb.SubmittedAssignment.id)
+             .join(nb.Notebook, nb.Notebook.id == nb.SubmittedNotebook.notebook_id)
+             .join(nb.Comment, nb.Comment.notebook_id == nb.SubmittedNotebook.id)
+             .join(nb.BaseCell, nb.BaseCell.id == nb.Comment.cell_id)
+             .filter(nb.Comment.manual_comment.isnot(None), nb.Comment.manual_comment != ""))
+        for student, a, nb_name, cell, text in q:
+            if (student, a) in subs:
+                subs[(student, a)].comments[(nb_name, cell)] = text
     return CourseGrades(assignments, students, maxima, subs)
 
 

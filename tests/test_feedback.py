@@ -66,6 +66,7 @@ def test_feedback_page_tells_the_truth(tmp_path):
     assert "1.5 / 2 points graded; 1 awaiting grading (1 point)" in page
     assert "Written answer — awaiting grading (1 point)" in page
     assert "Written answer — 1.5 / 2" in page
+    assert "<b>Comment:</b> Well argued, ada.</div>" in page  # the grader's comment
     assert "Test: returns one number per example" in page and "Test: values" in page
     assert HIDDEN_SECRET not in page and "BEGIN HIDDEN" not in page
     failed = [gid for gid in scores if scores[gid] == 0]

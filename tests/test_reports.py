@@ -99,6 +99,7 @@ def fabricate_course(root: Path, students: list[str], assignments: list[str], *,
             for gid, points in ANSWERS:
                 gb.update_or_create_grade_cell(gid, a, a, max_score=points,
                                                cell_type="markdown")
+                gb.update_or_create_solution_cell(gid, a, a)
         for s in students:
             gb.update_or_create_student(s)
             for a in assignments:
@@ -120,6 +121,7 @@ def fabricate_course(root: Path, students: list[str], assignments: list[str], *,
                     if (s, gid) in graded_answers:
                         grade.manual_score = graded_answers[(s, gid)]
                         grade.needs_manual_grade = False
+                        gb.find_comment(gid, a, a, s).manual_comment = f"Well argued, {s}."
                     cells.append(new_markdown_cell(f"My answer to {gid}: $\\eta < 2/\\lambda$",
                                                    metadata=_nbgrader(gid, 1.0, True)))
                 gb.db.commit()
