@@ -103,8 +103,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
     print(f"grades CSV: {csv}")
     report_start = time.perf_counter()
-    html, _ = write_class_report(args.course, outcomes, seconds)
-    print(f"class report: {html} ({time.perf_counter() - report_start:.1f} s)")
+    try:  # the grades are committed: a failing report must not hide them
+        html, _ = write_class_report(args.course, outcomes, seconds)
+        print(f"class report: {html} ({time.perf_counter() - report_start:.1f} s)")
+    except Exception as exc:  # noqa: BLE001
+        print(f"ERROR: could not write the class report: {exc!r}", file=sys.stderr)
+        return 1
     return 0 if all(o.ok for o in outcomes) else 1
 
 
