@@ -78,7 +78,7 @@ def verdict(cell: NotebookNode) -> CellResult:
             return CellResult(meta.get("grade_id", "?"), points, False, error_message(output))
         if output.output_type == "execute_result":
             score = _partial_credit(output)
-            if score is not None and score != points:
+            if score is not None and score >= 0 and score != points:  # nbgrader's rule
                 effect = ("more than the cell's points: Validate crashes" if score > points
                           else f"partial credit: {score:g} of {points:g} points")
                 msg = (f"the test cell's last line shows {score:g}, which nbgrader reads as "

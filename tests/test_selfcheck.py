@@ -84,6 +84,7 @@ def _test_cell(*outputs, points=2):
     ((new_output("execute_result", data={"text/plain": "'done'"}, execution_count=1),), True),
     ((new_output("execute_result", data={"text/plain": "5.9e-12"}, execution_count=1),), False),
     ((new_output("execute_result", data={"text/plain": "6.0"}, execution_count=1),), False),
+    ((new_output("execute_result", data={"text/plain": "-6.0"}, execution_count=1),), True),
     ((new_output("error", ename="AssertionError", evalue="sign error", traceback=[]),), False),
 ])
 def test_verdict_follows_the_graders_rule(outputs, passed):
