@@ -188,7 +188,7 @@ class ClassGrader:
                     outcomes.append(Outcome(student, assignment, "failed",
                                             reason=f"could not prepare: {exc!r}"))
                     continue
-                done = record.up_to_date(self, prep)
+                done = None if self.force else record.up_to_date(self, prep)
                 if done is not None:
                     outcomes.append(done)
                 else:

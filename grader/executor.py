@@ -39,7 +39,8 @@ class Limits:
     notebook_timeout: float = 300.0  # seconds of wall time for the whole notebook
     memory_mb: int = 4096  # memory of the whole process tree (per process without root)
     max_processes: int = 64  # processes and threads (fork bombs)
-    max_output_chars: int = 200_000  # per stream and for rich output, per cell
+    max_output_chars: int = 200_000  # per stream, per cell
+    max_rich_chars: int = 5_000_000  # figures, HTML, results: all of a cell's rich output
     max_file_mb: int = 200  # largest file the notebook may write
     tmp_mb: int = 256  # each of /tmp, /dev/shm and home (memory-backed, gone afterwards)
     max_result_mb: int = 64  # everything the process may send back
@@ -80,6 +81,7 @@ class ExecResult:
     total_seconds: float = 0.0
     worker: str = ""
     canaries: dict[str, dict] = field(default_factory=dict)
+    ended: dict = field(default_factory=dict)  # how the notebook's process ended, if known
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,17 +118,20 @@ def _absorb(result: ExecResult, msg: dict) -> bool:
         }
         result.cell_seconds += float(msg.get("seconds", 0.0))
         result.running = None
+    elif "ended" in msg and isinstance(msg["ended"], dict):
+        result.ended = {k: int(v) for k, v in msg["ended"].items() if k in ("signal", "code")}
     elif "machinery" in msg:
         result.status, result.detail = "machinery", str(msg["machinery"])[:2000]
         return True
     return msg.get("done") is True
 
 
-def _job_spec(job: Job, workdir: str, root: str, uid: int, cgroups: list[str]) -> bytes:
+def _job_spec(job: Job, workdir: str, root: str, uid: int, cgroups: list[str],
+              isolate: bool) -> bytes:
     return json.dumps({
         "cells": {str(k): v for k, v in job.cells.items()},
         "limits": asdict(job.limits),
-        "sandbox": job.sandbox,
+        "sandbox": isolate,
         "protect": job.protect,
         "workdir": workdir,
         "root": root,
@@ -185,9 +190,16 @@ def _read_results(result: ExecResult, fd: int, job: Job, started: float) -> str 
 def run_notebook(job: Job) -> ExecResult:
     """Run ``job`` in a fresh process from the zygote; never raises for the student's doing."""
     global _zygote, _job_area
-    started = time.perf_counter()
     if _zygote is None:
         _zygote = Zygote()
+    try:
+        if not _zygote.alive():
+            _zygote.start()  # not counted in the notebook's time
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        _zygote.stop()
+        return ExecResult(job.key, "machinery", detail=f"the zygote did not start: {exc}",
+                          worker=worker_id())
+    started = time.perf_counter()
     if _job_area is None or not os.path.isdir(_job_area):
         _job_area = tempfile.mkdtemp(prefix="dlgrade-jobs-")
     workdir = tempfile.mkdtemp(prefix="job-", dir=_job_area)
@@ -211,7 +223,7 @@ def run_notebook(job: Job) -> ExecResult:
         finally:
             os.close(job_r)
             os.close(out_w)
-        spec = _job_spec(job, workdir, root, uid, tree.dirs if tree else [])
+        spec = _job_spec(job, workdir, root, uid, tree.dirs if tree else [], isolate)
         try:
             with os.fdopen(job_w, "wb") as fh:
                 fh.write(spec)
@@ -228,7 +240,11 @@ def run_notebook(job: Job) -> ExecResult:
         elif result.status == "ok" and result.running is not None or (
                 result.status == "ok" and not _finished(result, job)):
             result.status = "died"
-            if os.WIFSIGNALED(status):
+            if "signal" in result.ended:
+                result.detail = f"the process was killed by signal {result.ended['signal']}"
+            elif "code" in result.ended:
+                result.detail = f"the process exited with code {result.ended['code']}"
+            elif os.WIFSIGNALED(status):
                 result.detail = f"the process was killed by signal {os.WTERMSIG(status)}"
             else:
                 result.detail = f"the process exited with code {os.waitstatus_to_exitcode(status)}"

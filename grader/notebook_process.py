@@ -94,7 +94,7 @@ def preload() -> None:
 
 
 class _WarmLimits:
-    cell_timeout, max_output_chars = 60.0, 10_000
+    cell_timeout, max_output_chars, max_rich_chars = 60.0, 10_000, 10_000
 
 
 class _Capture(io.TextIOBase):
@@ -154,7 +154,18 @@ def _make_shell():
     class Publisher(DisplayPublisher):
         def publish(self, data, metadata=None, source=None, *, transient=None, update=False,
                     **kwargs):
-            self.shell._dl_outputs.append(
+            outputs = self.shell._dl_outputs
+            size = sum(len(v) if isinstance(v, str | bytes) else len(repr(v))
+                       for v in dict(data).values())
+            budget = self.shell._dl_rich_budget
+            if size > budget[0]:
+                if budget[0] >= 0:
+                    outputs.append({"output_type": "stream", "name": "stdout",
+                                    "text": "[rich output cut: over the per-cell limit]\n"})
+                budget[0] = -1
+                return
+            budget[0] -= size
+            outputs.append(
                 {"output_type": "display_data", "data": dict(data), "metadata": metadata or {}})
 
         def clear_output(self, wait=False):
@@ -165,6 +176,12 @@ def _make_shell():
             pass
 
         def write_format_data(self, format_dict, md_dict=None):
+            size = sum(len(v) if isinstance(v, str) else 1000 for v in format_dict.values())
+            if size > self.shell._dl_rich_budget[0]:
+                self.shell._dl_outputs.append({"output_type": "stream", "name": "stdout",
+                                               "text": "[result cut: over the per-cell limit]\n"})
+                return
+            self.shell._dl_rich_budget[0] -= size
             self.shell._dl_outputs.append({
                 "output_type": "execute_result",
                 "execution_count": self.shell.execution_count,
@@ -199,12 +216,14 @@ def _make_shell():
     shell.displayhook = Hook(shell=shell, cache_size=0)
     shell.display_trap.hook = shell.displayhook
     shell._dl_outputs = []
+    shell._dl_rich_budget = [0]
     return shell
 
 
 def run_cell(shell, source: str, outputs: list, limits) -> bool:
     """Run one cell, outputs into ``outputs``; True when it raised (decided from the result)."""
     shell._dl_outputs = outputs
+    shell._dl_rich_budget = [limits.max_rich_chars]
     sys.stdout = _Capture("stdout", outputs, limits.max_output_chars)
     sys.stderr = _Capture("stderr", outputs, limits.max_output_chars)
     exc = None
@@ -234,6 +253,15 @@ def probe(shell, info: dict, limits) -> None:
         except OSError as exc:
             raise Machinery(f"the sandbox user (uid {uid}) cannot list {path}: {exc.strerror}. "
                             "Make it readable by other users (chmod -R o+rX)") from None
+    for base in [p for p in sys.path if p and os.path.isdir(p)]:  # what imports search
+        for name in os.listdir(base):
+            path = os.path.join(base, name)
+            need = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
+            if not name.startswith(".") and not os.access(path, need):
+                raise Machinery(
+                    f"the sandbox user (uid {uid}) cannot read {path}. Make the Python "
+                    "environment readable by other users (chmod -R o+rX on it), or create it "
+                    "with umask 022")
     for name, mod in list(sys.modules.items()):
         path = getattr(mod, "__file__", None)
         if isinstance(path, str) and os.path.isabs(path) and not os.access(path, os.R_OK):
@@ -305,7 +333,7 @@ def _run(job: dict, emit, uid: int) -> None:
 
     limits = Limits(**job["limits"])
     info = sandbox.enter(job["workdir"], job["root"], limits, uid, enabled=job["sandbox"],
-                         protect=job["protect"])
+                         protect=job["protect"], cgroups=job.get("cgroups", []))
     emit({"sandbox": info})
     shell = _shell or _make_shell()
     signal.signal(signal.SIGALRM, _on_alarm(limits))
@@ -331,6 +359,31 @@ def _on_alarm(limits):
     return handler
 
 
+def _init(job: dict, emit, uid: int) -> int:
+    """PID 1 of the notebook's namespace: run the notebook in a child, reap every orphan, and
+    return the notebook's exit code (when PID 1 exits, the kernel kills the rest)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _run(job, emit, uid)
+        except BaseException as exc:  # noqa: BLE001
+            emit({"machinery": f"{type(exc).__name__}: {_safe_str(exc)}"})
+            os._exit(70)
+        os._exit(0)
+    while True:
+        try:
+            done, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 70
+        if done == pid:  # how it ended, for the instructor's message
+            if os.WIFSIGNALED(status):
+                emit({"ended": {"signal": os.WTERMSIG(status)}})
+                return 1
+            code = os.waitstatus_to_exitcode(status) & 0xFF
+            emit({"ended": {"code": code}})
+            return code
+
+
 def main(job_fd: int, out_fd: int) -> None:
     """Entry point in the zygote's fresh child; never returns."""
     code = 0
@@ -340,7 +393,7 @@ def main(job_fd: int, out_fd: int) -> None:
         job = _read_job(job_fd)
         emit = _emit_to(out_fd)
         uid = job["uid"]
-        if job["sandbox"] and os.geteuid() == 0 and sys.platform.startswith("linux"):
+        if job["sandbox"]:  # the worker checked that isolation is possible
             from grader import sandbox
 
             for d in job.get("cgroups", []):
@@ -348,14 +401,9 @@ def main(job_fd: int, out_fd: int) -> None:
                     fh.write(str(os.getpid()))
             sandbox.unshare_for_notebook()
             pid = os.fork()
-            if pid == 0:  # PID 1 of the new namespace
+            if pid == 0:  # PID 1 of the new namespace: reaps, and takes everything down
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                try:
-                    _run(job, emit, uid)
-                except BaseException as exc:  # noqa: BLE001
-                    emit({"machinery": f"{type(exc).__name__}: {_safe_str(exc)}"})
-                    os._exit(70)
-                os._exit(0)
+                os._exit(_init(job, emit, uid))
             _, status = os.waitpid(pid, 0)
             code = os.waitstatus_to_exitcode(status) & 0xFF
         else:

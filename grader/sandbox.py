@@ -51,9 +51,10 @@ def can_isolate() -> bool:
     return sys.platform.startswith("linux") and os.geteuid() == 0
 
 
-def set_limits(limits) -> None:
-    """Per-process limits (apply with or without root)."""
-    mem = int(limits.memory_mb) * 1024 * 1024
+def set_limits(limits, tree: bool = False) -> None:
+    """Per-process limits (apply with or without root). With a tree limit (a cgroup) the
+    address space only guards against absurd allocations; memory is limited by the tree."""
+    mem = int(limits.memory_mb) * 1024 * 1024 * (4 if tree else 1)
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     fsize = int(limits.max_file_mb) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
@@ -70,7 +71,8 @@ def set_limits(limits) -> None:
 
 
 def python_paths() -> list[str]:
-    """Folders the notebook's Python reads: its installation, site-packages, ``grader``."""
+    """Folders the notebook's Python reads: its installation, site-packages, ``sys.path``,
+    ``grader``."""
     import grader
 
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, grader.__path__[0],
@@ -79,6 +81,7 @@ def python_paths() -> list[str]:
     user_site = site.getusersitepackages()
     if isinstance(user_site, str) and os.path.isdir(user_site) and user_site in sys.path:
         paths.add(user_site)
+    paths.update(p for p in sys.path if p and os.path.isabs(p) and os.path.isdir(p))
     stdlib = os.path.dirname(os.__file__)
     paths.update({stdlib, os.path.join(stdlib, "lib-dynload")})
     return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
@@ -207,6 +210,11 @@ def _tmpfs(libc, path: str, size_mb: int, mode: str) -> None:
 def build_root(libc, root: str, workdir: str, uid: int, limits, protect: list[str]) -> list[str]:
     """Mount the allow-listed file system under ``root``; return the read-only paths in it."""
     _tmpfs(libc, root, 16, "0755")
+    # private, size-limited scratch first: allowed paths below /tmp or /home go on top
+    _tmpfs(libc, root + "/tmp", limits.tmp_mb, "1777")
+    _tmpfs(libc, root + "/home", limits.tmp_mb, "0755")
+    os.makedirs(root + "/home/student", mode=0o700)
+    os.chown(root + "/home/student", uid, uid)
     exposed = []
     for path in SYSTEM_PATHS:
         if os.path.islink(path):  # merged /usr: /bin -> usr/bin
@@ -223,19 +231,15 @@ def build_root(libc, root: str, workdir: str, uid: int, limits, protect: list[st
         if os.path.exists(f"/dev/{dev}"):
             _bind(libc, f"/dev/{dev}", f"{root}/dev/{dev}", readonly=False)
     _tmpfs(libc, root + "/dev/shm", limits.tmp_mb, "1777")
-    _tmpfs(libc, root + "/tmp", limits.tmp_mb, "1777")
     os.makedirs(root + "/proc", mode=0o555, exist_ok=True)
     _check(libc.mount(b"proc", (root + "/proc").encode(), b"proc",
                       MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
-    _tmpfs(libc, root + "/home", limits.tmp_mb, "0755")
-    os.makedirs(root + "/home/student", mode=0o700)
-    os.chown(root + "/home/student", uid, uid)
     _bind(libc, workdir, root + "/job", readonly=False)
     return exposed
 
 
 def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
-          protect: list[str] = ()) -> dict:
+          protect: list[str] = (), cgroups: list[str] = ()) -> dict:
     """Isolate the current process and ``chdir`` into its job folder; describe what held.
 
     Call in a process that is already PID 1 of a new PID namespace (see
@@ -243,7 +247,7 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     """
     info = {"isolated": False, "network": "host", "user": os.geteuid(), "root": "host",
             "cwd": workdir}
-    if enabled and can_isolate():
+    if enabled:  # decided by the worker (can_isolate)
         libc = _libc()
         for dirpath, dirnames, filenames in os.walk(workdir):
             for name in [*dirnames, *filenames]:
@@ -253,13 +257,14 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
         exposed = build_root(libc, root, workdir, uid, limits, protect)
         os.chroot(root)
         os.chdir("/job")
-        set_limits(limits)
+        set_limits(limits, tree=bool(cgroups))
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
         home = "/home/student"
         info.update(isolated=True, network="none", user=uid, root="allow-list",
-                    exposed=exposed, cwd="/job")
+                    exposed=exposed, cwd="/job",
+                    tree_limit="cgroup" if cgroups else "per process")
     else:
         os.chdir(workdir)
         home = workdir
