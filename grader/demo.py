@@ -26,8 +26,9 @@ from pathlib import Path
 
 import nbformat
 
-from grader.autograde import generate_feedback
 from grader.classgrade import ClassGrader, Outcome
+from grader.classreport import write_class_report
+from grader.feedback import write_class_feedback
 from grader.mutants import mutants_file
 from grader.release import available_assignments, release_notebook, source_notebook
 from grader.reports import export_grades_csv, grade_table
@@ -103,16 +104,16 @@ def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[Out
     assignments = available_assignments(root)
     results = ClassGrader(course, progress=progress).grade(assignments)
     failed = [r for r in results if not r.success]
-    for r in results:
-        if r.success:
-            generate_feedback(course, r.assignment, r.student)
+    write_class_feedback(course, assignments)
     csv = export_grades_csv(course, course / "grades.csv")
+    report, _ = write_class_report(course, results, time.perf_counter() - start)
     print()
     print("Demo class —", ", ".join(f"{s}: {d}" for s, d in STUDENTS.items()))
     print(grade_table(results, assignments))
     print("(autograded points; written answers await manual grading in the formgrader)")
     print(f"grades CSV:    {csv}")
     print(f"feedback HTML: {course / 'feedback'}/<student>/<assignment>/")
+    print(f"class report:  {report}")
     print(f"graded {len(results)} notebooks in {time.perf_counter() - start:.1f} s")
     for r in failed:
         print(f"ERROR grading {r.student}/{r.assignment}: {r.error}")

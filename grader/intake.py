@@ -125,7 +125,8 @@ def sanitize(grader, student: str, assignment: str, nb_id: str, nb: NotebookNode
         "nbgrader": {"student": student, "assignment": assignment, "notebook": nb_id,
                      "db_url": grader.coursedir.db_url},
     }
-    steps = Autograde.class_traits()["sanitize_preprocessors"].default()
+    steps = grader.config.Autograde.get("sanitize_preprocessors") or \
+        Autograde.class_traits()["sanitize_preprocessors"].default()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -65,7 +65,15 @@ def configure(c: Config, root: str | Path | None = None) -> Config:
     c.LimitOutput.max_lines = 200
     c.LimitOutput.max_traceback = 60
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-    from grader.feedback import HideHiddenTests  # late import: nbgrader is heavy
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import OverwriteCells
+
+    from grader.feedback import HideHiddenTests, RestoreHiddenTests  # late: nbgrader is heavy
+
+    # nbgrader #1961: every untouched hidden-test cell warned "checksum has changed"
+    c.Autograde.sanitize_preprocessors = [
+        RestoreHiddenTests if pp is OverwriteCells else pp
+        for pp in Autograde.class_traits()["sanitize_preprocessors"].default()]
 
     c.GenerateFeedback.preprocessors = [
         HideHiddenTests,
