@@ -1,0 +1,25 @@
+"""A trusted judge: test cells run in a process student code cannot reach (issue 10).
+
+* :mod:`grader.judge.codec`: values as JSON + raw array bytes; decoding never runs code.
+* :mod:`grader.judge.rpc`: the re-entrant request/response :class:`Endpoint`.
+* :mod:`grader.judge.proxy`: ``Remote`` / ``JudgeObject`` and what the judge may lend.
+* :mod:`grader.judge.runner`: :class:`Judge` (runs test cells) and :func:`serve_student`.
+
+Wiring (two processes joined by ``socket.socketpair()``)::
+
+    # judge process                                 # student process, at each test cell
+    ep = judge_endpoint(sock)                       ep = student_endpoint(sock)
+    judge = Judge(ep, setup_source, code_cells)     serve_student(ep, shell.user_ns)
+    judge.run_test_cell(test_source)  # raises on failure; ProtocolError: fail closed
+"""
+
+from grader.judge.codec import Limits, ProtocolError, Refused, decode, encode
+from grader.judge.proxy import JudgeObject, Remote, judge_policy
+from grader.judge.rpc import Endpoint, HandleTable, StudentError
+from grader.judge.runner import Judge, judge_endpoint, serve_student, student_endpoint
+
+__all__ = [
+    "Endpoint", "HandleTable", "Judge", "JudgeObject", "Limits", "ProtocolError", "Refused",
+    "Remote", "StudentError", "decode", "encode", "judge_endpoint", "judge_policy",
+    "serve_student", "student_endpoint",
+]
