@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from grader.judge import Judge, ProtocolError, Refused, decode, encode, judge_endpoint
-from grader.judge.codec import Limits
+from grader.judge.base import Limits
 from grader.judge.runner import serve_student, student_endpoint
 
 SETUP = """

@@ -1,6 +1,7 @@
 """A trusted judge: test cells run in a process student code cannot reach (issue 10).
 
-* :mod:`grader.judge.codec`: values as JSON + raw array bytes; decoding never runs code.
+* :mod:`grader.judge.codec`: values as JSON + raw array bytes; decoding never runs code
+  (:mod:`grader.judge.message`: one whole message as bytes).
 * :mod:`grader.judge.rpc`: the re-entrant request/response :class:`Endpoint`.
 * :mod:`grader.judge.proxy`: ``Remote`` / ``JudgeObject`` and what the judge may lend.
 * :mod:`grader.judge.runner`: :class:`Judge` (runs test cells) and :func:`serve_student`.
@@ -13,9 +14,11 @@ Wiring (two processes joined by ``socket.socketpair()``)::
     judge.run_test_cell(test_source)  # raises on failure; ProtocolError: fail closed
 """
 
-from grader.judge.codec import Limits, ProtocolError, Refused, decode, encode
+from grader.judge.base import Limits, ProtocolError, Refused, StudentError
+from grader.judge.handles import HandleTable
+from grader.judge.message import decode, encode
 from grader.judge.proxy import JudgeObject, Remote, judge_policy
-from grader.judge.rpc import Endpoint, HandleTable, StudentError
+from grader.judge.rpc import Endpoint
 from grader.judge.runner import Judge, judge_endpoint, serve_student, student_endpoint
 
 __all__ = [

@@ -19,51 +19,20 @@ complex, ``{"N": [dtype, value]}`` NumPy scalar, ``{"A": k}`` array ``k`` of the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MAX_INT = 2**128
-
-#: The only dtypes that cross by value (every byte order), as ``np.dtype(...).str``.
-_KINDS = [np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-          np.uint64, np.float16, np.float32, np.float64, np.complex64, np.complex128]
-DTYPES: dict[str, np.dtype] = {}
-for _kind in _KINDS:
-    for _order in "<>":
-        _dt = np.dtype(_kind).newbyteorder(_order)
-        DTYPES[_dt.str] = _dt
-SCALAR_TYPES = tuple(_KINDS)
-
-
-class ProtocolError(BaseException):
-    """A message broke the format or a limit, or the peer broke the protocol.
-
-    Not an ``Exception``: a test cell's ``except Exception`` cannot swallow it.
-    """
-
-
-class Refused(ProtocolError):
-    """The sender's policy does not let this object cross (nothing was sent)."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_bytes: int = 256 << 20  # a whole message
-    max_header: int = 64 << 20  # its JSON part
-    max_depth: int = 32
-    max_items: int = 1_000_000
-
-
-DEFAULT_LIMITS = Limits()
-
-
-class Proxy:
-    """Base of the objects that stand for the peer's objects (``Remote``, ``JudgeObject``)."""
-
-    __slots__ = ("_dl_ep", "_dl_h", "_dl_type", "_dl_path", "__weakref__")
+from grader.judge.base import (
+    DEFAULT_LIMITS,
+    DTYPES,
+    MAX_INT,
+    SCALAR_TYPES,
+    Limits,
+    ProtocolError,
+    Proxy,
+)
 
 
 @dataclass
@@ -166,39 +135,39 @@ def pack(value: object, export: Callable[[object], int], *, limits: Limits = DEF
 # ----------------------------------------------------------------------------- decoding
 
 
-def _bad(msg: str) -> ProtocolError:
+def bad(msg: str) -> ProtocolError:
     return ProtocolError(f"malformed message: {msg}")
 
 
 def _int(x: object, what: str) -> int:
     if type(x) is not int or abs(x) >= MAX_INT:
-        raise _bad(f"{what} is not a bounded integer")
+        raise bad(f"{what} is not a bounded integer")
     return x
 
 
 def unpack_arrays(metas: object, blob, limits: Limits) -> list[np.ndarray]:
     """Rebuild the arrays from dtype, shape and bytes (copies, each the size it claims)."""
     if type(metas) is not list or len(metas) > limits.max_items:
-        raise _bad("array list")
+        raise bad("array list")
     arrays = []
     for meta in metas:
         if type(meta) is not list or len(meta) != 5:
-            raise _bad("array description")
+            raise bad("array description")
         dt, shape, offset, nbytes, writeable = meta
         if type(dt) is not str or dt not in DTYPES:
-            raise _bad(f"dtype {str(dt)[:20]!r} is not allowed")
+            raise bad(f"dtype {str(dt)[:20]!r} is not allowed")
         if type(shape) is not list or len(shape) > 32:
-            raise _bad("array shape")
+            raise bad("array shape")
         dims = [_int(d, "a dimension") for d in shape]
         offset, nbytes = _int(offset, "an offset"), _int(nbytes, "a size")
         count = 1
         for d in dims:
             if d < 0:
-                raise _bad("negative dimension")
+                raise bad("negative dimension")
             count *= d
         dtype = DTYPES[dt]
         if count * dtype.itemsize != nbytes or offset < 0 or offset + nbytes > len(blob):
-            raise _bad("array size does not match its bytes")
+            raise bad("array size does not match its bytes")
         arr = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(dims).copy()
         if writeable is False:
             arr.flags.writeable = False
@@ -213,7 +182,7 @@ class _Unpacker:
 
     def index(self, k: object, seq: list, what: str):
         if type(k) is not int or not 0 <= k < len(seq):
-            raise _bad(f"{what} index")
+            raise bad(f"{what} index")
         return seq[k]
 
     def value(self, x: object, depth: int = 0):
@@ -225,11 +194,11 @@ class _Unpacker:
         if type(x) is int:
             return _int(x, "an integer")
         if type(x) is not dict or len(x) != 1:
-            raise _bad(f"unexpected {type(x).__name__}")
+            raise bad(f"unexpected {type(x).__name__}")
         ((tag, body),) = x.items()
         if tag in ("L", "T"):
             if type(body) is not list:
-                raise _bad("sequence")
+                raise bad("sequence")
             items = [self.value(v, depth + 1) for v in body]
             return items if tag == "L" else tuple(items)
         if tag == "D":
@@ -240,47 +209,47 @@ class _Unpacker:
             return self.index(body, self.argrefs, "argument")
         if tag == "H":
             if type(body) is not list or len(body) != 2 or type(body[1]) is not str:
-                raise _bad("handle")
+                raise bad("handle")
             return self.import_(_int(body[0], "a handle"), body[1][:100])
         if tag == "Y":
             return self.local(_int(body, "a handle"))
         if tag == "S":
             if type(body) is not list or len(body) != 3:
-                raise _bad("slice")
+                raise bad("slice")
             return slice(*[None if v is None else _int(v, "a slice bound") for v in body])
         if tag == "C":
             if type(body) is not list or len(body) != 2 or any(
                     type(v) not in (int, float) for v in body):
-                raise _bad("complex")
+                raise bad("complex")
             return complex(body[0], body[1])
         if tag == "N":
             return self.scalar(body)
-        raise _bad(f"unknown tag {str(tag)[:10]!r}")
+        raise bad(f"unknown tag {str(tag)[:10]!r}")
 
     def mapping(self, body: object, depth: int) -> dict:
         if type(body) is not list:
-            raise _bad("dict")
+            raise bad("dict")
         out = {}
         for pair in body:
             if type(pair) is not list or len(pair) != 2 or type(pair[0]) not in (str, int):
-                raise _bad("dict item")
+                raise bad("dict item")
             out[self.value(pair[0], depth + 1)] = self.value(pair[1], depth + 1)
         return out
 
     def scalar(self, body: object) -> np.generic:
         if type(body) is not list or len(body) != 2 or body[0] not in DTYPES:
-            raise _bad("numpy scalar")
+            raise bad("numpy scalar")
         dtype, v = DTYPES[body[0]], body[1]
         if dtype.kind == "c":
             if type(v) is not list or len(v) != 2 or any(type(p) not in (int, float) for p in v):
-                raise _bad("complex scalar")
+                raise bad("complex scalar")
             v = complex(v[0], v[1])
         elif type(v) not in ((bool,) if dtype.kind == "b" else (int, float)):
-            raise _bad("numpy scalar value")
+            raise bad("numpy scalar value")
         try:
             return dtype.type(v)
         except (OverflowError, ValueError, TypeError):
-            raise _bad("numpy scalar out of range") from None
+            raise bad("numpy scalar out of range") from None
 
 
 def unpack(tree: object, arrays: list[np.ndarray], import_: Callable[[int, str], object],
@@ -289,49 +258,3 @@ def unpack(tree: object, arrays: list[np.ndarray], import_: Callable[[int, str],
     """The value of ``tree``; ``import_(id, type name)`` makes a proxy for a sender's object,
     ``local(id)`` returns the receiver's own object, ``argrefs`` the caller's request arrays."""
     return _Unpacker(arrays, import_, local, argrefs, limits).value(tree)
-
-
-# ----------------------------------------------------------------------------- whole messages
-
-
-def parse_header(data: bytes) -> dict:
-    try:
-        header = json.loads(data)
-    except (ValueError, RecursionError):
-        raise _bad("header is not JSON (or nested too deep)") from None
-    if type(header) is not dict:
-        raise _bad("header is not an object")
-    return header
-
-
-def _no_handles(_obj: object) -> int:
-    raise Refused(f"a {type(_obj).__name__} cannot be sent as plain data")
-
-
-def encode(value: object, export: Callable[[object], int] = _no_handles, *,
-           limits: Limits = DEFAULT_LIMITS) -> bytes:
-    """``value`` as one self-contained message: 8-byte header length, JSON header, array bytes."""
-    p = pack(value, export, limits=limits)
-    head = json.dumps({"v": p.tree, "a": p.metas}).encode()
-    if len(head) > limits.max_header or 8 + len(head) + p.nbytes > limits.max_bytes:
-        raise ProtocolError("message larger than the limit")
-    return len(head).to_bytes(8, "big") + head + b"".join(bytes(b) for b in p.buffers)
-
-
-def _no_local(_h: int) -> object:
-    raise _bad("a handle to a local object where none is expected")
-
-
-def decode(data: bytes, import_: Callable[[int, str], object] = lambda h, t: _no_local(h),
-           local: Callable[[int], object] = _no_local, *,
-           limits: Limits = DEFAULT_LIMITS) -> object:
-    """The value of a message made by :func:`encode`."""
-    if len(data) < 8 or len(data) > limits.max_bytes:
-        raise _bad("message size")
-    n = int.from_bytes(data[:8], "big")
-    if n > min(limits.max_header, len(data) - 8):
-        raise _bad("header length")
-    header = parse_header(data[8:8 + n])
-    blob = memoryview(data)[8 + n:]
-    arrays = unpack_arrays(header.get("a"), blob, limits)
-    return unpack(header.get("v"), arrays, import_, local, limits=limits)

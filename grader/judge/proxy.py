@@ -22,7 +22,7 @@ import types
 
 import numpy as np
 
-from grader.judge.codec import Proxy, Refused
+from grader.judge.base import Proxy, Refused
 
 #: ``__name__`` of the namespace test cells run in (their classes' ``__module__``).
 JUDGE_MODULE = "__judge__"

@@ -25,87 +25,21 @@ from collections.abc import Callable
 
 import numpy as np
 
-from grader.judge.codec import (
+from grader.judge.base import (
     DEFAULT_LIMITS,
     Limits,
-    Packed,
     ProtocolError,
     Proxy,
     Refused,
-    pack,
-    parse_header,
-    unpack,
-    unpack_arrays,
+    make_error,
+    text_of,
 )
+from grader.judge.codec import Packed, pack, unpack, unpack_arrays
+from grader.judge.handles import HandleTable
+from grader.judge.message import parse_header
 
 MAGIC = b"DLJ1"
 PREFIX = 16  # magic, header length (4 bytes), blob length (8 bytes)
-
-#: Built-in exception classes an error of the peer may be raised as; anything else is a
-#: :class:`StudentError` carrying the peer's type name and message.
-SAFE_ERRORS = {cls.__name__: cls for cls in (
-    AssertionError, ArithmeticError, AttributeError, FloatingPointError, IndexError, KeyError,
-    LookupError, NameError, NotImplementedError, OverflowError, RecursionError, RuntimeError,
-    TypeError, UnboundLocalError, ValueError, ZeroDivisionError)}
-
-
-class StudentError(Exception):
-    """An exception of a type outside :data:`SAFE_ERRORS`, raised by the peer's code."""
-
-    def __init__(self, name: str, message: str):
-        super().__init__(f"{name}: {message}" if message else name)
-        self.name, self.message = name, message
-
-
-def make_error(name: object, message: object) -> Exception:
-    name = name if type(name) is str else "Exception"
-    message = message if type(message) is str else ""
-    cls = SAFE_ERRORS.get(name)
-    return cls(message) if cls is not None else StudentError(name[:100], message)
-
-
-def _text(exc: BaseException) -> str:
-    try:
-        return str(exc)[:4000]
-    except BaseException:  # noqa: BLE001 - a __str__ of the student's may raise anything
-        return ""
-
-
-class HandleTable:
-    """The objects this side lent to the peer: handle -> [object, times sent]."""
-
-    def __init__(self, policy: Callable[[object], None] | None = None):
-        self.policy = policy  # raises Refused for an object that must not cross
-        self._objects: dict[int, list] = {}
-        self._ids: dict[int, int] = {}
-        self._next = 1
-
-    def export(self, obj: object) -> int:
-        if self.policy is not None:
-            self.policy(obj)
-        h = self._ids.get(id(obj))
-        if h is None:
-            h, self._next = self._next, self._next + 1
-            self._objects[h], self._ids[id(obj)] = [obj, 0], h
-        self._objects[h][1] += 1
-        return h
-
-    def get(self, h: int) -> object:
-        entry = self._objects.get(h)
-        if entry is None:
-            raise ProtocolError(f"unknown handle {h}")
-        return entry[0]
-
-    def release(self, h: object, count: object) -> None:
-        entry = self._objects.get(h) if type(h) is int else None
-        if entry is not None and type(count) is int:
-            entry[1] -= count
-            if entry[1] <= 0:
-                del self._objects[h], self._ids[id(entry[0])]
-
-    def __len__(self) -> int:
-        return len(self._objects)
-
 
 def _public(name: object) -> str:
     if type(name) is not str or not name.isidentifier() or name.startswith("_"):
@@ -305,15 +239,15 @@ class Endpoint:
         try:
             value = self._unpack(header, arrays)
             result = self._perform(op, header.get("h"), header.get("n"), value)
-            changed = _changed(arrays, header["a"], blob) if op == "call" else {}
+            changed = _changed(arrays, header.get("a", []), blob) if op == "call" else {}
             packed = self._pack((result, changed),
                                 alias={id(a): k for k, a in enumerate(arrays)})
         except ProtocolError as exc:
             if not isinstance(exc, Refused):
                 raise
-            self._send({"k": "e", "s": seq, "en": "TypeError", "em": _text(exc)})
+            self._send({"k": "e", "s": seq, "en": "TypeError", "em": text_of(exc)})
         except Exception as exc:  # noqa: BLE001 - the peer gets every error of the call
-            self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": _text(exc)})
+            self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc)})
         else:
             self._send({"k": "r", "s": seq}, packed)
 

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 
 from grader import checks
 from grader.diagnose import fail
-from grader.judge.codec import DEFAULT_LIMITS, Limits, ProtocolError
+from grader.judge.base import DEFAULT_LIMITS, Limits, ProtocolError
 from grader.judge.proxy import JUDGE_MODULE, JudgeObject, Remote, judge_policy
 from grader.judge.rpc import Endpoint, HandleTable
 
