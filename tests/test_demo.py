@@ -43,11 +43,36 @@ def test_grades_csv_and_feedback_written(demo):
     by_key = {(r["student_id"], r["assignment"]): float(r["raw_score"]) for r in rows}
     for key, res in results.items():
         assert by_key[key] == res.score
+    hidden = {a: _hidden_lines(a) for _, a in results}
     for student, assignment in results:
         html = out / "feedback" / student / assignment / f"{assignment}.html"
         text = html.read_text()
         assert "hidden tests: not shown" in text
-        assert "BEGIN HIDDEN TESTS" not in text and "default_rng(10" not in text
+        assert "BEGIN HIDDEN TESTS" not in text
+        leaked = [line for line in hidden[assignment] if line in text]
+        assert not leaked, leaked[:3]
+
+
+def _hidden_lines(assignment: str) -> set[str]:
+    """Distinctive lines of the hidden tests (as the HTML escapes them) of ``assignment``."""
+    import html
+
+    import nbformat
+
+    from grader.release import source_notebook
+
+    nb = nbformat.read(source_notebook(ROOT, assignment), as_version=4)
+    lines = set()
+    for cell in nb.cells:
+        src = cell.source
+        while "### BEGIN HIDDEN TESTS" in src:
+            start = src.index("### BEGIN HIDDEN TESTS")
+            end = src.find("### END HIDDEN TESTS", start)
+            block, src = src[start:end], src[end + 1:]
+            lines |= {html.escape(ln.strip(), quote=True) for ln in block.splitlines()
+                      if len(ln.strip()) > 30}
+    visible = "\n".join(c.source.split("### BEGIN HIDDEN TESTS")[0] for c in nb.cells)
+    return {ln for ln in lines if html.unescape(ln) not in visible}
 
 
 def test_demo_refuses_to_delete_a_foreign_directory(tmp_path):
