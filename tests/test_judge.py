@@ -450,3 +450,14 @@ def test_round_trip_overhead(judge, capsys):
         with capsys.disabled():
             print(f"\njudge round trip, {label} argument: {micro:.0f} µs per call")
     assert np.array_equal(judge.ns["_r"], 2 * np.ones((1000, 1000)))
+
+
+def test_a_test_object_outside_its_cell_refuses_at_once():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ep = student_endpoint(ours)
+        callback = ep._import(1, "function")  # as if the judge had lent it in a test cell
+        with pytest.raises(RuntimeError, match="outside the test cell"):
+            callback(1.0)
+        with pytest.raises(AttributeError):
+            callback.__globals__  # noqa: B018
