@@ -24,6 +24,8 @@ import nbformat
 from nbformat import NotebookNode
 
 MAX_MESSAGE_LINES = 12
+#: Seconds per cell in :func:`agreement` (nbgrader's autograde limit in ``grader.settings``).
+CELL_TIMEOUT = 120
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def agreement(root: str | Path, assignment: str, mutants: list[str] | None = Non
                  for m in declared if mutants is None or m.name in mutants]
     rows = []
     for name, nb, declared in variants:
-        executed = execute(nb, release_notebook(root, assignment).parent)
+        executed = execute(nb, release_notebook(root, assignment).parent, timeout=CELL_TIMEOUT)
         ours = {r.grade_id for r in verdicts(executed) if not r.passed}
         theirs = set()
         for cell in executed.cells:
