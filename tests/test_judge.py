@@ -16,7 +16,15 @@ import time
 import numpy as np
 import pytest
 
-from grader.judge import Judge, ProtocolError, Refused, decode, encode, judge_endpoint
+from grader.judge import (
+    Judge,
+    ProtocolError,
+    Refused,
+    StudentError,
+    decode,
+    encode,
+    judge_endpoint,
+)
 from grader.judge.base import Limits
 from grader.judge.runner import serve_student, student_endpoint
 
@@ -95,6 +103,10 @@ def hinge_loss(O, y):
     for i in range(len(y)):
         total += np.maximum(0, O[i] - O[i, y[i]] + 1).sum() - 1
     return total / len(y)
+
+
+def quits():
+    raise SystemExit(3)
 
 
 def table_size():
@@ -372,6 +384,19 @@ def test_malformed_messages_fail_closed(judge, attack):
 def test_a_swallowed_protocol_error_still_fails(judge):
     with pytest.raises(ProtocolError):
         judge.run_test_cell("try:\n    garbage()\nexcept BaseException:\n    pass\n")
+
+
+def test_exit_in_student_code_fails_the_cell_only(judge):
+    with pytest.raises(StudentError, match="SystemExit"):
+        judge.run_test_cell("quits()")
+    judge.run_test_cell("assert double(2.0) == 4.0")
+
+
+def test_interrupting_the_judge_while_serving_fails_closed(judge):
+    with pytest.raises(KeyboardInterrupt):  # e.g. the judge's own time limit, in a callback
+        judge.run_test_cell("def _stop(x):\n    raise KeyboardInterrupt\napply_twice(_stop, 1.0)")
+    with pytest.raises(ProtocolError):
+        judge.run_test_cell("_v = 1")
 
 
 def test_judge_refuses_to_lend_modules_and_classes(judge):

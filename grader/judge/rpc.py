@@ -71,6 +71,7 @@ class Endpoint:
         self._seq = 0
         self.broken: str | None = None
         self.in_session = False  # the student side: between a test cell's start and end
+        self.report_all = False  # see _serve
 
     # -------------------------------------------------------------- frames
     def _poison(self, why: str) -> ProtocolError:
@@ -247,6 +248,12 @@ class Endpoint:
                 raise
             self._send({"k": "e", "s": seq, "en": "TypeError", "em": text_of(exc)})
         except Exception as exc:  # noqa: BLE001 - the peer gets every error of the call
+            self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc)})
+        except BaseException as exc:
+            if not self.report_all:  # the judge's own timeout: unwind, the stream is lost
+                self._poison(f"interrupted while serving: {type(exc).__name__}")
+                raise
+            # the student side: SystemExit, a cell timeout in student code... fail the call
             self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc)})
         else:
             self._send({"k": "r", "s": seq}, packed)

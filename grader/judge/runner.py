@@ -52,7 +52,9 @@ def judge_endpoint(conn, limits: Limits = DEFAULT_LIMITS) -> Endpoint:
 
 
 def student_endpoint(conn, limits: Limits = DEFAULT_LIMITS) -> Endpoint:
-    return Endpoint(conn, HandleTable(), JudgeObject, limits=limits)
+    ep = Endpoint(conn, HandleTable(), JudgeObject, limits=limits)
+    ep.report_all = True  # SystemExit or a timeout in student code fails the judge's call
+    return ep
 
 
 def serve_student(endpoint: Endpoint, user_ns: Mapping) -> None:
