@@ -1,8 +1,10 @@
 """A trusted judge: test cells run in a process student code cannot reach (issue 10).
 
 * :mod:`grader.judge.codec`: values as JSON + raw array bytes; decoding never runs code
-  (:mod:`grader.judge.message`: one whole message as bytes).
-* :mod:`grader.judge.rpc`: the re-entrant request/response :class:`Endpoint`.
+  (:mod:`grader.judge.message`: one whole message as bytes; :mod:`grader.judge.base`: errors,
+  limits, allowed dtypes).
+* :mod:`grader.judge.rpc`: the re-entrant request/response :class:`Endpoint`
+  (:mod:`grader.judge.handles`: the table of lent objects).
 * :mod:`grader.judge.proxy`: ``Remote`` / ``JudgeObject`` and what the judge may lend.
 * :mod:`grader.judge.runner`: :class:`Judge` (runs test cells) and :func:`serve_student`.
 
@@ -11,7 +13,13 @@ Wiring (two processes joined by ``socket.socketpair()``)::
     # judge process                                 # student process, at each test cell
     ep = judge_endpoint(sock)                       ep = student_endpoint(sock)
     judge = Judge(ep, setup_source, code_cells)     serve_student(ep, shell.user_ns)
-    judge.run_test_cell(test_source)  # raises on failure; ProtocolError: fail closed
+    judge.run_test_cell(test_source)  # raises on failure
+
+``serve_student`` returns when the judge has finished the cell (pass or fail). Once either
+side raises :class:`ProtocolError` (malformed message, limit, reply out of order, the peer
+gone, an interrupted frame) its endpoint refuses everything: fail the cell and every later
+one, and end both processes. Releases of handles ride on the next message rather than being
+requests of their own.
 """
 
 from grader.judge.base import Limits, ProtocolError, Refused, StudentError
