@@ -53,6 +53,7 @@ class ClassGrader:
         force: bool = False,
         retries: int = 3,
         progress: bool = True,
+        judge: bool = True,
     ):
         self.course = Path(course).resolve()
         self.api = make_api(self.course)
@@ -63,6 +64,7 @@ class ClassGrader:
         self.force = force
         self.retries = retries
         self.progress = progress
+        self.judge = judge
         self.backend = make_backend(workers, scheduler)
         self.canaries = Canaries(self)
         self._notebooks: dict[tuple[str, str, str], NotebookNode] = {}
@@ -160,8 +162,13 @@ class ClassGrader:
     def make_job(self, key: str, nb: NotebookNode, files: dict[str, bytes],
                  canaries: list[Job] = ()) -> Job:
         cells = {i: c.source for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+        meta = [c.metadata.get("nbgrader", {}) if c.cell_type == "code" else {}
+                for c in nb.cells]
+        tests = [i for i in cells if meta[i].get("grade") and not meta[i].get("solution")]
+        setup = "\n".join(cells[i] for i in cells if meta[i].get("locked")
+                          and not meta[i].get("grade") and not meta[i].get("solution"))
         return Job(key, cells, dict(files), self.limits, self.sandbox, self.protect_paths(),
-                   list(canaries))
+                   list(canaries), tests, setup, self.judge)
 
     def job(self, prep: Prepared, nb_id: str) -> Job:
         return self.make_job(f"{prep.student}/{prep.assignment}/{nb_id}",

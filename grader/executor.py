@@ -57,6 +57,9 @@ class Job:
     sandbox: bool = True
     protect: list[str] = field(default_factory=list)  # paths never exposed (the course)
     canaries: list[Job] = field(default_factory=list)  # run once per worker, results attached
+    tests: list[int] = field(default_factory=list)  # graded test cells: run by the judge
+    setup: str = ""  # the notebook's locked setup code: its imports are the judge's
+    judge: bool = False  # test cells in a judge process (grader.judged)
 
 
 HARD_CELL_GRACE = 3.0  # seconds past the per-cell limit before the process is killed
@@ -123,21 +126,23 @@ def _absorb(result: ExecResult, msg: dict) -> bool:
     elif "machinery" in msg:
         result.status, result.detail = "machinery", str(msg["machinery"])[:2000]
         return True
+    elif "stopped" in msg:  # the judge ended the notebook early, for the student's doing
+        kind = msg.get("kind")
+        result.status = kind if kind in ("timeout", "died", "output") else "died"
+        result.detail = str(msg["stopped"])[:2000]
+        return True
     return msg.get("done") is True
 
 
 def _job_spec(job: Job, workdir: str, root: str, uid: int, cgroups: list[str],
               isolate: bool) -> bytes:
-    return json.dumps({
-        "cells": {str(k): v for k, v in job.cells.items()},
-        "limits": asdict(job.limits),
-        "sandbox": isolate,
-        "protect": job.protect,
-        "workdir": workdir,
-        "root": root,
-        "uid": uid,
-        "cgroups": cgroups,
-    }).encode()
+    """Two JSON lines: the configuration (no cell in it), then the cells."""
+    config = {"limits": asdict(job.limits), "sandbox": isolate, "protect": job.protect,
+              "workdir": workdir, "root": root, "uid": uid, "cgroups": cgroups,
+              "judge": job.judge}
+    work = {"cells": {str(k): v for k, v in job.cells.items()}, "tests": job.tests,
+            "setup": job.setup}
+    return json.dumps(config).encode() + b"\n" + json.dumps(work).encode()
 
 
 def _kill_tree(pid: int, tree: sandbox.TreeLimit | None) -> None:

@@ -288,7 +288,7 @@ def probe(shell, info: dict, limits) -> None:
 # ----------------------------------------------------------------------------- the process
 
 
-def _emit_to(fd: int):
+def emitter(fd: int):
     out = os.fdopen(fd, "w", buffering=1)
 
     def emit(obj) -> None:
@@ -390,8 +390,13 @@ def main(job_fd: int, out_fd: int) -> None:
     try:
         os.setsid()
         _only_fds({job_fd, out_fd})
-        job = _read_job(job_fd)
-        emit = _emit_to(out_fd)
+        from grader import judged
+
+        config = judged.read_config(job_fd)
+        if config.get("judge"):
+            os._exit(judged.main(config, job_fd, out_fd))
+        job = {**config, **_read_job(job_fd)}
+        emit = emitter(out_fd)
         uid = job["uid"]
         if job["sandbox"]:  # the worker checked that isolation is possible
             from grader import sandbox

@@ -277,6 +277,11 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     return info
 
 
+def unshare_network() -> None:
+    """A network namespace of its own (no interface but a down loopback)."""
+    _check(_libc().unshare(CLONE_NEWNET), "unshare network")
+
+
 def unshare_for_notebook() -> None:
     """New PID, mount, network and IPC namespaces (the next child is PID 1 of the new one)."""
     libc = _libc()
