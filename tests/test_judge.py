@@ -90,6 +90,10 @@ def relu_inplace(x):
     return x
 
 
+def sigmoid_naive(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def double(x):
     return 2 * x
 
@@ -319,6 +323,16 @@ def test_inputs_unchanged_and_identity_across_the_boundary(judge):
                             "_out = assert_inputs_unchanged(relu_inplace, _x)\n")
     judge.run_test_cell("_x = np.array([-1.0, 2.0])\n"
                         "assert relu_inplace(_x) is _x and _x[0] == 0.0\n")
+
+
+def test_the_callers_errstate_holds_in_the_call(judge):
+    judge.run_test_cell("_s = sigmoid_naive(np.array([-1000.0]))")  # a warning, no error
+    with pytest.raises(FloatingPointError, match="overflow"):
+        judge.run_test_cell("with np.errstate(over='raise'):\n"
+                            "    _s = sigmoid_naive(np.array([-1000.0]))")
+    judge.run_test_cell("assert np.geterr()['over'] == 'warn'\n"
+                        "with np.errstate(over='raise'):\n"
+                        "    _v = apply_twice(lambda v: np.exp(v), -1000.0)\n")
 
 
 def test_names_missing_and_test_names_kept(judge):

@@ -47,6 +47,16 @@ def _public(name: object) -> str:
     return name
 
 
+_FP_KEYS, _FP_MODES = ("divide", "over", "under", "invalid"), ("ignore", "warn", "raise")
+
+
+def _fp_state(fp: object) -> dict[str, str]:
+    """The caller's floating-point error modes, only the keys and modes known to be safe."""
+    if type(fp) is not dict:
+        return {}
+    return {k: fp[k] for k in _FP_KEYS if fp.get(k) in _FP_MODES}
+
+
 def _changed(arrays: list[np.ndarray], metas: list, blob) -> dict[int, np.ndarray]:
     """The arrays of a request that the call changed in place (compared with their bytes)."""
     out = {}
@@ -178,7 +188,10 @@ class Endpoint:
         packed = self._pack(value)
         self._seq += 1
         seq = self._seq
-        self._send({"k": "q", "s": seq, "op": op, "h": handle, "n": name}, packed)
+        header = {"k": "q", "s": seq, "op": op, "h": handle, "n": name}
+        if op == "call":  # the caller's np.errstate holds during the call, as in one process
+            header["fp"] = np.geterr()
+        self._send(header, packed)
         self._waiting.append(seq)
         try:
             header, arrays, _ = self._wait(seq)
@@ -239,7 +252,8 @@ class Endpoint:
         op, seq = header.get("op"), header.get("s")
         try:
             value = self._unpack(header, arrays)
-            result = self._perform(op, header.get("h"), header.get("n"), value)
+            with np.errstate(**_fp_state(header.get("fp"))):
+                result = self._perform(op, header.get("h"), header.get("n"), value)
             changed = _changed(arrays, header.get("a", []), blob) if op == "call" else {}
             packed = self._pack((result, changed),
                                 alias={id(a): k for k, a in enumerate(arrays)})
