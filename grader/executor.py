@@ -134,12 +134,12 @@ def _absorb(result: ExecResult, msg: dict) -> bool:
     return msg.get("done") is True
 
 
-def _job_spec(job: Job, workdir: str, root: str, uid: int, cgroups: list[str],
+def _job_spec(job: Job, workdir: str, roots: tuple[str, str], uid: int, cgroups: list[str],
               isolate: bool) -> bytes:
     """Two JSON lines: the configuration (no cell in it), then the cells."""
     config = {"limits": asdict(job.limits), "sandbox": isolate, "protect": job.protect,
-              "workdir": workdir, "root": root, "uid": uid, "cgroups": cgroups,
-              "judge": job.judge}
+              "workdir": workdir, "root": roots[0], "judge_root": roots[1], "uid": uid,
+              "cgroups": cgroups, "judge": job.judge}
     work = {"cells": {str(k): v for k, v in job.cells.items()}, "tests": job.tests,
             "setup": job.setup}
     return json.dumps(config).encode() + b"\n" + json.dumps(work).encode()
@@ -209,6 +209,7 @@ def run_notebook(job: Job) -> ExecResult:
         _job_area = tempfile.mkdtemp(prefix="dlgrade-jobs-")
     workdir = tempfile.mkdtemp(prefix="job-", dir=_job_area)
     root = tempfile.mkdtemp(prefix="root-", dir=_job_area)
+    judge_root = tempfile.mkdtemp(prefix="judge-", dir=_job_area)
     isolate = job.sandbox and sandbox.can_isolate()
     uid = sandbox.UID_BASE + (os.getpid() * 7919 + next(_seq)) % sandbox.UID_SPAN
     tree = sandbox.TreeLimit(f"dlgrader-{uid}-{os.getpid()}", job.limits.memory_mb,
@@ -228,7 +229,8 @@ def run_notebook(job: Job) -> ExecResult:
         finally:
             os.close(job_r)
             os.close(out_w)
-        spec = _job_spec(job, workdir, root, uid, tree.dirs if tree else [], isolate)
+        spec = _job_spec(job, workdir, (root, judge_root), uid, tree.dirs if tree else [],
+                         isolate)
         try:
             with os.fdopen(job_w, "wb") as fh:
                 fh.write(spec)
@@ -265,6 +267,7 @@ def run_notebook(job: Job) -> ExecResult:
             tree.remove()
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(judge_root, ignore_errors=True)
     result.total_seconds = time.perf_counter() - started
     return result
 

@@ -231,14 +231,11 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
 
     work = npx._read_job(job_fd)
     limits = Limits(**config["limits"])
-    if config["sandbox"]:  # no network, no root: it needs neither
+    if config["sandbox"]:  # its own allow-list root, its own uid, no network
         from grader import sandbox
 
-        sandbox.unshare_network()
-        uid = config["uid"] + JUDGE_UID_OFFSET
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+        sandbox.enter_judge(config["judge_root"], limits, config["uid"] + JUDGE_UID_OFFSET,
+                            config["protect"])
     lines = Lines(cmd, limits.max_result_mb << 20)
     try:
         first = lines.recv(limits.notebook_timeout)

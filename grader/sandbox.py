@@ -207,7 +207,8 @@ def _tmpfs(libc, path: str, size_mb: int, mode: str) -> None:
            f"tmpfs on {path}")
 
 
-def build_root(libc, root: str, workdir: str, uid: int, limits, protect: list[str]) -> list[str]:
+def build_root(libc, root: str, workdir: str | None, uid: int, limits,
+               protect: list[str]) -> list[str]:
     """Mount the allow-listed file system under ``root``; return the read-only paths in it."""
     _tmpfs(libc, root, 16, "0755")
     # private, size-limited scratch first: allowed paths below /tmp or /home go on top
@@ -234,8 +235,25 @@ def build_root(libc, root: str, workdir: str, uid: int, limits, protect: list[st
     os.makedirs(root + "/proc", mode=0o555, exist_ok=True)
     _check(libc.mount(b"proc", (root + "/proc").encode(), b"proc",
                       MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
-    _bind(libc, workdir, root + "/job", readonly=False)
+    if workdir is not None:
+        _bind(libc, workdir, root + "/job", readonly=False)
     return exposed
+
+
+def enter_judge(root: str, limits, uid: int, protect: list[str] = ()) -> None:
+    """The judge's confinement: its own allow-list root (no job folder: nothing the student
+    can write), a uid of its own, no network (already unshared by its parent)."""
+    libc = _libc()
+    _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    build_root(libc, root, None, uid, limits, protect)
+    os.chroot(root)
+    os.chdir("/")
+    sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]  # never the cwd
+    set_limits(limits, tree=True)
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+    os.environ["HOME"] = "/home/student"
 
 
 def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
@@ -275,11 +293,6 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "PYTHONSTARTUP"):
         os.environ.pop(var, None)
     return info
-
-
-def unshare_network() -> None:
-    """A network namespace of its own (no interface but a down loopback)."""
-    _check(_libc().unshare(CLONE_NEWNET), "unshare network")
 
 
 def unshare_for_notebook() -> None:
