@@ -57,6 +57,7 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
         ok &= report.solution.auto_score == report.solution.auto_max
         ok &= report.stub.auto_score == 0
         ok &= all(m.as_declared for m in report.mutants)
+        ok &= not report.problems()  # wrong or missing causes, rejected alternatives
     return 0 if ok else 1
 
 
