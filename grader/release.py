@@ -7,6 +7,8 @@ a committed notebook carries outputs.
 
 from __future__ import annotations
 
+import json
+import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -66,8 +68,26 @@ def generate_release(
 
 
 def normalise(path: Path) -> None:
-    """Rewrite ``path`` as nbformat (and so nbgrader's own CLI) writes it: stable diffs."""
-    nbformat.write(nbformat.read(path, as_version=4), path)
+    """Rewrite ``path`` as nbformat (and so nbgrader's own CLI) writes it: stable diffs.
+
+    The kernel metadata is written as JupyterLab's Python kernel reports it, so opening a
+    notebook does not mark it modified (a different Python version still does).
+    """
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                 "name": "python3"}
+    nb.metadata["language_info"] = {
+        "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+        "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+        "pygments_lexer": "ipython3", "version": platform.python_version()}
+    nbformat.write(nb, path)
+
+
+def _comparable(path: Path) -> dict:
+    """A release notebook without what depends on the Python that generated it."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb.get("metadata", {}).get("language_info", {}).pop("version", None)
+    return nb
 
 
 def notebooks_with_outputs(paths: list[Path]) -> list[str]:
@@ -92,7 +112,7 @@ def release_differences(root: str | Path) -> list[str]:
             regenerated = fresh / assignment / f"{assignment}.ipynb"
             if not committed.is_file():
                 problems.append(f"{committed} is missing")
-            elif committed.read_text(encoding="utf-8") != regenerated.read_text(encoding="utf-8"):
+            elif _comparable(committed) != _comparable(regenerated):
                 problems.append(f"{committed} differs from what {SOURCE_DIR}/ generates")
         stale = sorted(
             p.parent.name

@@ -40,10 +40,30 @@ def _visible_part(source: str) -> str:
     return "\n".join(out)
 
 
+#: checks that return None: a last-line call to one of them shows no value (docs/AUTHORING.md)
+SILENT_CHECKS = ("assert_close", "assert_shape", "assert_finite", "assert_no_loops")
+
+
+def test_silent_checks_return_none():
+    import numpy as np
+
+    from grader import checks
+
+    assert checks.assert_close(np.ones(2), np.ones(2), "x") is None
+    assert checks.assert_shape(np.ones(2), (2,), "x") is None
+    assert checks.assert_finite(np.ones(2), "x") is None
+    assert checks.assert_no_loops(lambda x: x + 1, "f") is None
+
+
 def _ends_in_expression(source: str) -> str | None:
-    """The last top-level statement's source when it is an expression, else None."""
+    """The last top-level statement's source when it is an expression that can show a value
+    (anything but a call to one of SILENT_CHECKS), else None."""
     body = ast.parse(source).body
     if body and isinstance(body[-1], ast.Expr):
+        value = body[-1].value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) \
+                and value.func.id in SILENT_CHECKS:
+            return None
         return ast.get_source_segment(source, body[-1]).splitlines()[0]
     return None
 
