@@ -27,6 +27,7 @@ import sys
 import time
 
 from grader import notebook_process as npx
+from grader import shell as sh
 
 JUDGE_UID_OFFSET = 50_000  # judge uids sit above the sandbox users' range
 GRACE = 5.0  # seconds past the cell limit the judge waits for the student process
@@ -98,8 +99,8 @@ def student_main(config: dict, rpc: socket.socket, cmd: socket.socket) -> None:
     info = sandbox.enter(config["workdir"], config["root"], limits, config["uid"],
                          enabled=config["sandbox"], protect=config["protect"],
                          cgroups=config.get("cgroups", []))
-    shell = npx._shell or npx._make_shell()
-    signal.signal(signal.SIGALRM, npx._on_alarm(limits))
+    shell = sh.get_shell()
+    signal.signal(signal.SIGALRM, sh.on_alarm(limits))
     try:
         npx.probe(shell, info, limits)
     except npx.Machinery as exc:
@@ -112,7 +113,7 @@ def student_main(config: dict, rpc: socket.socket, cmd: socket.socket) -> None:
         if "run" in order:
             outputs: list = []
             started = time.perf_counter()
-            raised = npx.run_cell(shell, str(order.get("source", "")), outputs, limits)
+            raised = sh.run_cell(shell, str(order.get("source", "")), outputs, limits)
             lines.send({"index": order["run"], "raised": raised, "outputs": outputs,
                         "execution_count": shell.execution_count - 1,
                         "seconds": time.perf_counter() - started})
@@ -191,8 +192,8 @@ def _test_cell(judge, lines: Lines, index: int, source: str, limits) -> dict:
     lines.send({"test": index})
     outputs: list = []
     started = time.perf_counter()
-    sys.stdout = npx._Capture("stdout", outputs, limits.max_output_chars)
-    sys.stderr = npx._Capture("stderr", outputs, limits.max_output_chars)
+    sys.stdout = sh.Capture("stdout", outputs, limits.max_output_chars)
+    sys.stderr = sh.Capture("stderr", outputs, limits.max_output_chars)
     signal.setitimer(signal.ITIMER_REAL, limits.cell_timeout)
     stop = None
     try:
@@ -200,10 +201,10 @@ def _test_cell(judge, lines: Lines, index: int, source: str, limits) -> dict:
         raised = False
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the cell failed
         raised = True
-        outputs.append(npx.error_output(exc))
-        if isinstance(exc, ProtocolError | OSError | npx.CellTimeout):
-            stop = Stop("timeout" if isinstance(exc, TimeoutError | npx.CellTimeout)
-                        else "output", f"the test cell could not finish: {npx._safe_str(exc)}")
+        outputs.append(sh.error_output(exc))
+        if isinstance(exc, ProtocolError | OSError | sh.CellTimeout):
+            stop = Stop("timeout" if isinstance(exc, TimeoutError | sh.CellTimeout)
+                        else "output", f"the test cell could not finish: {sh.safe_str(exc)}")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
@@ -229,7 +230,7 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
     from grader.executor import Limits
     from grader.judge import Judge, judge_endpoint
 
-    work = npx._read_job(job_fd)
+    work = npx.read_job(job_fd)
     limits = Limits(**config["limits"])
     if config["sandbox"]:  # its own allow-list root, its own uid, no network
         from grader import sandbox
@@ -246,7 +247,7 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
         emit({"machinery": str(first["machinery"])[:2000]})
         return
     emit({"sandbox": first.get("sandbox", {})})
-    signal.signal(signal.SIGALRM, npx._on_alarm(limits))
+    signal.signal(signal.SIGALRM, sh.on_alarm(limits))
     cells = {int(k): v for k, v in work["cells"].items()}
     tests = set(work["tests"])
     sources = {str(i): src for i, src in cells.items() if i not in tests}

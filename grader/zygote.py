@@ -21,9 +21,9 @@ import sys
 
 
 def serve(sock: socket.socket) -> None:
-    from grader import notebook_process
+    from grader import notebook_process, shell
 
-    notebook_process.preload()
+    shell.preload()
     sock.sendall(b'{"ready": true}\n')
     while True:
         msg, fds, _, _ = socket.recv_fds(sock, 16, 2)
