@@ -16,7 +16,13 @@ would give untouched stubs points, or the solution less than full marks, grades 
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
+from pathlib import Path
+
+import nbformat
+
+from grader.intake import source_files
 
 STUB, SOLUTION = "stub", "solution"
 
@@ -32,6 +38,7 @@ class Canaries:
         self.grader = grader
         self._prepared: dict[str, dict] = {}  # assignment -> {canary key: (nb_id, kind, nb, res)}
         self._verdicts: dict[tuple[str, str], list[str]] = {}  # (worker, assignment) -> problems
+        self._files: dict[str, dict[str, bytes]] = {}  # assignment -> instructor's data files
         self.seconds = 0.0  # coordinator time spent preparing and checking
 
     def _prepare(self, assignment: str) -> dict:
@@ -44,14 +51,21 @@ class Canaries:
                                  (SOLUTION, g.source_notebook(assignment, nb_id))):
                     sanitized, res, _ = g.sanitize("canary", assignment, nb_id,
                                                    copy.deepcopy(nb))
-                    out[f"canary/{assignment}/{nb_id}/{kind}"] = (nb_id, kind, sanitized, res)
+                    # the key names the content: a worker's cached verdict never outlives it
+                    digest = hashlib.sha256(nbformat.writes(sanitized).encode()).hexdigest()
+                    key = f"canary/{assignment}/{nb_id}/{kind}/{digest[:16]}"
+                    out[key] = (nb_id, kind, sanitized, res)
             self._prepared[assignment] = out
             self.seconds += time.perf_counter() - started
         return self._prepared[assignment]
 
     def jobs(self, assignment: str):
         """The canary jobs a worker must run before grading ``assignment``."""
-        return [self.grader.make_job(key, nb, files={})
+        if assignment not in self._files:
+            cd = self.grader.coursedir
+            source = Path(cd.format_path(cd.source_directory, ".", assignment))
+            self._files[assignment] = source_files(source, list(cd.ignore))
+        return [self.grader.make_job(key, nb, files=self._files[assignment])
                 for key, (_, _, nb, _) in self._prepare(assignment).items()]
 
     def check(self, worker: str, assignment: str, results: dict[str, dict]) -> None:

@@ -88,12 +88,19 @@ def _extra_files(sub: Path, source_dir: Path, ignore: list[str], flags: list[str
         total += size
     if extra:
         flags.append(f"extra files copied alongside: {', '.join(sorted(extra))}")
-    for path in sorted(source_dir.rglob("*")):  # instructor's data files win, as in nbgrader
+    extra.update(source_files(source_dir, ignore))  # instructor's data files win, as in nbgrader
+    return extra
+
+
+def source_files(source_dir: Path, ignore: list[str]) -> dict[str, bytes]:
+    """The instructor's data files of an assignment (every file but its notebooks)."""
+    files = {}
+    for path in sorted(source_dir.rglob("*")):
         rel = path.relative_to(source_dir)
         if path.is_file() and path.suffix != ".ipynb" and not any(
                 fnmatch.fnmatch(part, pat) for part in rel.parts for pat in ignore):
-            extra[rel.as_posix()] = path.read_bytes()
-    return extra
+            files[rel.as_posix()] = path.read_bytes()
+    return files
 
 
 def parse(raw: bytes, name: str) -> NotebookNode:
