@@ -28,6 +28,9 @@ def test_generate_autograde_feedback_export_via_nbgrader_cli(tmp_path):
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     nbgrader(course, "generate_assignment", a, "--force")
     produced = course / "notebooks" / a / f"{a}.ipynb"
+    from grader.release import normalise
+
+    normalise(produced)  # the kernel metadata `grader release` writes for JupyterLab
     assert produced.read_text() == release_notebook(ROOT, a).read_text()  # same release
 
     answers = reference_answers(nbformat.read(source_notebook(ROOT, a), as_version=4))
