@@ -67,6 +67,17 @@ class CourseGrades:
     submissions: dict[tuple[str, str], Submission]  # (student, assignment) -> submission
 
 
+def _submitted_notebooks(query):
+    """``query`` joined from each submission to its assignment and its notebooks."""
+    from nbgrader import api as nb
+
+    return (query
+            .join(nb.Assignment, nb.Assignment.id == nb.SubmittedAssignment.assignment_id)
+            .join(nb.SubmittedNotebook,
+                  nb.SubmittedNotebook.assignment_id == nb.SubmittedAssignment.id)
+            .join(nb.Notebook, nb.Notebook.id == nb.SubmittedNotebook.notebook_id))
+
+
 def read_gradebook(course: str | Path) -> CourseGrades:
     """Read every grade of the course at ``course`` in one query."""
     from nbgrader import api as nb
@@ -85,15 +96,11 @@ def read_gradebook(course: str | Path) -> CourseGrades:
         for a, kind, points in q:
             auto, manual = maxima[a]
             maxima[a] = (auto + points, manual) if kind == "code" else (auto, manual + points)
-        q = (gb.db.query(nb.SubmittedAssignment.student_id, nb.Assignment.name,
-                         nb.SubmittedAssignment.timestamp, nb.Notebook.name, nb.GradeCell.name,
-                         nb.GradeCell.cell_type, nb.GradeCell.max_score, nb.Grade.auto_score,
-                         nb.Grade.manual_score, nb.Grade.extra_credit,
-                         nb.Grade.needs_manual_grade)
-             .join(nb.Assignment, nb.Assignment.id == nb.SubmittedAssignment.assignment_id)
-             .join(nb.SubmittedNotebook,
-                   nb.SubmittedNotebook.assignment_id == nb.SubmittedAssignment.id)
-             .join(nb.Notebook, nb.Notebook.id == nb.SubmittedNotebook.notebook_id)
+        q = (_submitted_notebooks(gb.db.query(
+                nb.SubmittedAssignment.student_id, nb.Assignment.name,
+                nb.SubmittedAssignment.timestamp, nb.Notebook.name, nb.GradeCell.name,
+                nb.GradeCell.cell_type, nb.GradeCell.max_score, nb.Grade.auto_score,
+                nb.Grade.manual_score, nb.Grade.extra_credit, nb.Grade.needs_manual_grade))
              .join(nb.Grade, nb.Grade.notebook_id == nb.SubmittedNotebook.id)
              .join(nb.GradeCell, nb.GradeCell.id == nb.Grade.cell_id)
              .order_by(nb.Notebook.name, nb.GradeCell.name))
@@ -102,12 +109,9 @@ def read_gradebook(course: str | Path) -> CourseGrades:
             sub = subs.setdefault((student, a), Submission(student, a, _iso(ts)))
             sub.cells.append(CellGrade(nb_name, cell, kind == "code",
                                        _cell_score(auto, manual, extra, pending), points))
-        q = (gb.db.query(nb.SubmittedAssignment.student_id, nb.Assignment.name,
-                         nb.Notebook.name, nb.BaseCell.name, nb.Comment.manual_comment)
-             .join(nb.Assignment, nb.Assignment.id == nb.SubmittedAssignment.assignment_id)
-             .join(nb.SubmittedNotebook,
-                   nb.SubmittedNotebook.assignment_id == nb.SubmittedAssignment.id)
-             .join(nb.Notebook, nb.Notebook.id == nb.SubmittedNotebook.notebook_id)
+        q = (_submitted_notebooks(gb.db.query(
+                nb.SubmittedAssignment.student_id, nb.Assignment.name, nb.Notebook.name,
+                nb.BaseCell.name, nb.Comment.manual_comment))
              .join(nb.Comment, nb.Comment.notebook_id == nb.SubmittedNotebook.id)
              .join(nb.BaseCell, nb.BaseCell.id == nb.Comment.cell_id)
              .filter(nb.Comment.manual_comment.isnot(None), nb.Comment.manual_comment != ""))

@@ -18,8 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.authoring import answer, markdown, notebook, save
-from grader.authoring import tests as grade_cell
+from grader.authoring import save
 from grader.classgrade import ClassGrader
 from grader.executor import Job, Limits, run_notebook
 from grader.sandbox import can_isolate
@@ -27,20 +26,9 @@ from grader.settings import write_course_config
 from grader.submissions import fill, reference_answers
 
 from .conftest import ROOT
+from .test_classgrade import FULL, GOOD, SOURCE
 
-A = "00_guard"
-FULL = 5.0
-SOURCE = notebook([
-    markdown("# Guard"),
-    answer("double", "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n"
-                     "    ### END SOLUTION"),
-    grade_cell("test_double", 2, "assert double(2) == 4\n### BEGIN HIDDEN TESTS\n"
-                                 "assert double(-1) == -2\n### END HIDDEN TESTS"),
-    answer("mean", "def mean(xs):\n    ### BEGIN SOLUTION\n    return sum(xs) / len(xs)\n"
-                   "    ### END SOLUTION"),
-    grade_cell("test_mean", 3, "assert mean([1, 2, 3]) == 2"),
-])
-GOOD = reference_answers(SOURCE)
+A = "00_guard"  # the tiny assignment of tests/test_classgrade.py, in a course of its own
 LIMITS = Limits(cell_timeout=10.0, notebook_timeout=60.0, memory_mb=1024)
 root_only = pytest.mark.skipif(not can_isolate(), reason="the sandbox needs root (namespaces)")
 
