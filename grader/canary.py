@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import time
 from pathlib import Path
 
 import nbformat
@@ -39,11 +38,9 @@ class Canaries:
         self._prepared: dict[str, dict] = {}  # assignment -> {canary key: (nb_id, kind, nb, res)}
         self._verdicts: dict[tuple[str, str], list[str]] = {}  # (worker, assignment) -> problems
         self._files: dict[str, dict[str, bytes]] = {}  # assignment -> instructor's data files
-        self.seconds = 0.0  # coordinator time spent preparing and checking
 
     def _prepare(self, assignment: str) -> dict:
         if assignment not in self._prepared:
-            started = time.perf_counter()
             g = self.grader
             out = {}
             for nb_id in g.ensure_assignment(assignment):
@@ -56,7 +53,6 @@ class Canaries:
                     key = f"canary/{assignment}/{nb_id}/{kind}/{digest[:16]}"
                     out[key] = (nb_id, kind, sanitized, res)
             self._prepared[assignment] = out
-            self.seconds += time.perf_counter() - started
         return self._prepared[assignment]
 
     def jobs(self, assignment: str):
@@ -72,9 +68,7 @@ class Canaries:
         """Raise :class:`CanaryFailure` unless ``worker``'s canaries for ``assignment`` hold."""
         key = (worker, assignment)
         if key not in self._verdicts:
-            started = time.perf_counter()
             self._verdicts[key] = self._problems(assignment, results)
-            self.seconds += time.perf_counter() - started
         problems = self._verdicts[key]
         if problems:
             raise CanaryFailure(
