@@ -27,7 +27,7 @@ from grader.diagnose import (
     describe_multiple,
     exact_multiple,
     fail,
-    matching_cause,
+    sure_cause,
     with_cause,
 )
 
@@ -121,6 +121,24 @@ def assert_finite(x: np.ndarray, name: str = "result") -> None:
         fail(AssertionError(problem))
 
 
+def _broadcast_n1(actual: object, exp: np.ndarray, rtol: float, atol: float) -> bool:
+    """``actual`` is an ``(n, n)`` array that an ``(n,)``/``(n, 1)`` mix-up gives: its diagonal
+    is the expected values and each entry is ``u[i] + v[j]`` or ``u[i] * v[j]``."""
+    n = exp.shape[0] if exp.ndim else 0
+    if not (n > 2 and exp.shape in ((n,), (n, 1)) and isinstance(actual, np.ndarray)
+            and actual.shape == (n, n)):
+        return False
+    a = np.asarray(actual, dtype=np.float64)
+    if not np.all(np.isfinite(a)) or not close(np.diag(a), exp.reshape(-1), rtol, atol):
+        return False
+    scale = atol + rtol * float(np.max(np.abs(a)))
+    summed = a[:, :1] + a[:1, :] - a[0, 0]
+    if np.all(np.abs(a - summed) <= 10 * scale):
+        return True
+    s = np.linalg.svd(a, compute_uv=False)
+    return bool(s[0] > 0 and s[1] <= 1e-9 * s[0] + scale)
+
+
 def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float):
     """``(description, built-in cause or None)`` when ``actual`` is not close, else None."""
     __tracebackhide__ = True
@@ -140,6 +158,8 @@ def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float)
         flipped = isinstance(actual, np.ndarray) and actual.ndim == 2
         if why is None and flipped and close(actual.T, exp, rtol, atol):
             why = TRANSPOSED
+        if why == BROADCAST_N1 and not _broadcast_n1(actual, exp, rtol, atol):
+            why = None  # (n, n) but not the values of a broadcast: say the shape only
         return desc, why
     act = np.asarray(actual, dtype=np.float64)
     if close(act, exp, rtol, atol):
@@ -155,6 +175,10 @@ def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float)
     return desc, TRANSPOSED if transposed else None
 
 
+#: How a message says that the second probe is the one that differs.
+SECOND_INPUT = "on a second test input"
+
+
 def assert_close(
     actual: object,
     expected: object,
@@ -163,24 +187,53 @@ def assert_close(
     rtol: float = 1e-6,
     atol: float = 1e-8,
     bugs: Mapping[str, object] | None = None,
+    probe2: tuple | None = None,
 ) -> None:
     """``actual`` equals ``expected`` within ``|a - e| <= atol + rtol·|e|`` (elementwise).
 
-    ``bugs`` maps cause phrases (:mod:`grader.diagnose`) to the value each known mistake
-    produces on the same inputs. A failure names a cause only if ``actual`` matches exactly
-    one of them (or an exact built-in relation: a transpose, an ``(n, n)`` broadcast), never
-    when two candidates fit; otherwise it only says where and by how much ``actual`` differs.
+    ``probe2 = (actual2, expected2, bugs2)`` is a second, independent input of the same check:
+    the check fails when either probe differs, and the message says where and by how much (on
+    the first probe that differs).
+
+    ``bugs`` / ``bugs2`` map cause phrases (:mod:`grader.diagnose`) to the value each known
+    mistake produces on that probe's inputs. A failure names a cause only when it is sure
+    (:func:`grader.diagnose.sure_cause`): the student's values match that phrase's variant on
+    *both* probes, the variant differs from the right answer on both, and no other phrase
+    fits both. Without ``probe2`` a variant names nothing (one input can give the same number
+    for two different bugs). Exact built-in relations (a transposed matrix, an ``(n, n)``
+    broadcast) are named when they hold on every probe given.
     """
     __tracebackhide__ = True
     exp = np.asarray(expected, dtype=np.float64)
     problem = _close_problem(actual, exp, name, rtol, atol)
-    if problem is None:
+    probes = [(actual, exp, dict(bugs or {}), problem)]
+    if probe2 is not None:
+        if not isinstance(probe2, tuple) or len(probe2) not in (2, 3):
+            raise TypeError("probe2 is (actual2, expected2) or (actual2, expected2, bugs2)")
+        actual2, expected2 = probe2[0], probe2[1]
+        exp2 = np.asarray(expected2, dtype=np.float64)
+        problem2 = _close_problem(actual2, exp2, f"{name} ({SECOND_INPUT})", rtol, atol)
+        probes.append((actual2, exp2, dict(probe2[2] if len(probe2) > 2 and probe2[2] else {}),
+                       problem2))
+    failed = [p for p in probes if p[3] is not None]
+    if not failed:
         return
-    desc, builtin = problem
-    candidates = dict(bugs or {})
-    if builtin is not None and builtin not in candidates:
-        candidates[builtin] = actual  # the built-in relation holds exactly: a candidate too
-    fail(AssertionError(with_cause(desc, matching_cause(actual, exp, candidates, rtol, atol))))
+    desc = failed[0][3][0]
+    builtins = {p[3][1] if p[3] is not None else None for p in probes}
+    why = None
+    if len(builtins) == 1 and None not in builtins:  # the same exact relation on every probe
+        why = builtins.pop()
+        rivals = [
+            phrase for a, e, bugs, _ in probes for phrase, v in bugs.items()
+            if phrase != why and close(a, v, rtol, atol) and not close(v, e, rtol, atol)
+        ]
+        if rivals:  # an author's variant fits too: two candidate causes, name none
+            why = None
+    elif len(probes) > 1 and len(failed) == len(probes):
+        why = sure_cause([(a, e, bugs) for a, e, bugs, _ in probes], rtol, atol)
+        if why is not None:
+            desc += "\n(on both test inputs your values are exactly what this mistake gives)"
+    fail(AssertionError(with_cause(desc, why)))
 
 
 def assert_inputs_unchanged(fn: Callable, *args: np.ndarray, name: str | None = None):

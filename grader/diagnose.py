@@ -4,12 +4,18 @@ A failure message *describes* what differs (where, by how much). It *names a cau
 the evidence is exact and unambiguous, and then it contains the marker ``likely cause: <phrase>``
 exactly once, on a line of its own, at the end of the message. Two kinds of evidence:
 
-* **variants** (``assert_close(..., bugs={phrase: value})``): the value a known mistake would
-  produce on the same inputs. The student's value matches one variant and no other that
-  disagrees with it.
+* **variants on two probes** (``assert_close(..., bugs={phrase: value},
+  probe2=(got2, ref2, {phrase: value2}))``, :func:`sure_cause`): the values a known mistake
+  would produce on two independent inputs. The student's values match that mistake's variant
+  on both, the variant differs from the right answer on both, and no other candidate fits
+  both. One probe alone names nothing: on one input two different bugs can give the same
+  number (a signature collision).
 * **exact relations** (``grader.gradcheck``): the analytic gradient is exactly ``-1``, ``2``,
-  ``1/2``, ``n`` or ``1/n`` times the numeric one, its transpose, or an ``(n, n)`` broadcast; a
-  ratio shared by two relations (``n == 2``) names nothing.
+  ``1/2``, ``n`` or ``1/n`` times the numeric one, its transpose, or an ``(n, n)`` broadcast,
+  *on two independent probes* (``check_gradient(..., probe2=(f2, x2, g2))``); a ratio shared
+  by two relations (``n == 2``) names nothing. In ``assert_close`` a transpose of a whole
+  non-symmetric matrix, or an ``(n, n)`` array whose diagonal is the expected ``(n,)`` values
+  and whose entries are a broadcast sum or product of a row and a column, is exact too.
 
 The catalogue below holds the standard phrases; notebooks use these constants (or their own
 short phrase) so that the mutants gate can check that each known bug gets its cause
@@ -175,6 +181,34 @@ def matching_cause(
         if not close(variant, expected, rtol, atol) and close(actual, variant, rtol, atol)
     ]
     return hits[0] if len(hits) == 1 else None
+
+
+def sure_cause(
+    probes: list[tuple[object, object, Mapping[str, object] | None]],
+    rtol: float,
+    atol: float,
+) -> str | None:
+    """The cause that ``probes`` (each ``(actual, expected, {phrase: variant})``) prove, or None.
+
+    Sure means: at least two probes; the student's value matches the phrase's variant on
+    *every* probe; on none of them is that variant indistinguishable from the expected value
+    (a probe that cannot show the bug proves nothing); and no other phrase fits every probe on
+    which it has a variant (a phrase given on one probe only is never named, but it still
+    competes: it might explain the other probe too).
+    """
+    if len(probes) < 2:
+        return None
+    phrases: list[str] = []
+    for _, _, bugs in probes:
+        phrases += [p for p in (bugs or {}) if p not in phrases]
+    fits = []
+    for phrase in phrases:
+        given = [(a, e, bugs[phrase]) for a, e, bugs in probes if bugs and phrase in bugs]
+        if all(close(a, v, rtol, atol) for a, _, v in given):
+            fits.append((phrase, len(given) == len(probes) and all(
+                not close(v, e, rtol, atol) and not close(a, e, rtol, atol)
+                for a, e, v in given)))
+    return fits[0][0] if len(fits) == 1 and fits[0][1] else None
 
 
 def exact_multiple(a: np.ndarray, e: np.ndarray, tol: float = 1e-6) -> float | None:

@@ -67,26 +67,49 @@ def test_assert_close_scalar_ratio_is_described_not_blamed():
     assert "2.5" in msg and "times" not in msg
 
 
-def test_assert_close_names_the_one_matching_variant():
-    expected = 1.5
+def test_assert_close_one_probe_names_no_cause():
+    # one input can give the same number for two different bugs: a variant alone names nothing
     bugs = {"summed": 6.0, "no bias": 1.0, "squared twice": 2.25}
-    msg = _message(assert_close, 6.0, expected, "loss", bugs=bugs)
+    msg = _message(assert_close, 6.0, 1.5, "loss", bugs=bugs)
+    assert causes_in(msg) == [] and msg.startswith("loss = 6.0, expected 1.5")
+    assert "exactly 4 times" in msg  # still localised: what differs and by how much
+    assert_close(1.5, 1.5, bugs=bugs)
+
+
+def test_assert_close_names_a_cause_only_when_both_probes_match():
+    bugs1 = {"summed": 6.0, "no bias": 1.0, "squared twice": 2.25}
+    bugs2 = {"summed": 10.0, "no bias": 0.5, "squared twice": 4.0}
+    msg = _message(assert_close, 6.0, 1.5, "loss", bugs=bugs1, probe2=(10.0, 2.0, bugs2))
     assert causes_in(msg) == ["summed"] and msg.startswith("loss = 6.0, expected 1.5")
-    # matches no variant: describes only
-    assert causes_in(_message(assert_close, 7.0, expected, bugs=bugs)) == []
-    # matches two variants that disagree on the cause: names none
-    msg = _message(assert_close, 6.0, expected, bugs={"summed": 6.0, "times n": 6.0})
+    assert msg.count("likely cause:") == 1 and msg.splitlines()[-1].startswith("likely cause:")
+    # the collision: the same number on the first probe, another bug on the second
+    msg = _message(assert_close, 6.0, 1.5, "loss", bugs=bugs1, probe2=(7.0, 2.0, bugs2))
     assert causes_in(msg) == []
-    # a variant equal to the expected value cannot be told apart here: ignored
-    msg = _message(assert_close, 6.0, expected, bugs={"summed": 6.0, "harmless": 1.5})
-    assert causes_in(msg) == ["summed"]
-    # a correct answer passes whatever the variants
-    assert_close(1.5, expected, bugs=bugs)
-    # a variant of another shape: a loss not averaged at all returns the per-example array
-    per_example = np.array([1.0, 2.0])
-    msg = _message(assert_close, per_example, expected, "loss", bugs={"not averaged": per_example})
+    # two phrases that fit both probes: none named
+    twins = dict(bugs2, **{"times n": 10.0})
+    msg = _message(assert_close, 6.0, 1.5, bugs=dict(bugs1, **{"times n": 6.0}),
+                   probe2=(10.0, 2.0, twins))
+    assert causes_in(msg) == []
+    # a phrase given on one probe only is never named, and it competes on that probe
+    msg = _message(assert_close, 6.0, 1.5, bugs=bugs1, probe2=(10.0, 2.0, {}))
+    assert causes_in(msg) == []
+    msg = _message(assert_close, 6.0, 1.5, bugs=dict(bugs1, other=6.0), probe2=(10.0, 2.0, bugs2))
+    assert causes_in(msg) == []
+    # a variant equal to the right answer on one probe cannot be shown there: names nothing
+    msg = _message(assert_close, 6.0, 1.5, bugs=bugs1, probe2=(2.0 + 1.0, 2.0, {"summed": 2.0}))
+    assert causes_in(msg) == []
+    # right on the first probe, wrong on the second: fails, describes the second, names nothing
+    msg = _message(assert_close, 1.5, 1.5, "loss", bugs=bugs1, probe2=(10.0, 2.0, bugs2))
+    assert "second test input" in msg and "10.0" in msg and causes_in(msg) == []
+    # both right: passes
+    assert_close(1.5, 1.5, bugs=bugs1, probe2=(2.0, 2.0, bugs2))
+    # arrays of another shape and NaN variants work on both probes
+    per1, per2 = np.array([1.0, 2.0]), np.array([3.0, 5.0])
+    msg = _message(assert_close, per1, 1.5, "loss", bugs={"not averaged": per1},
+                   probe2=(per2, 4.0, {"not averaged": per2}))
     assert "single number" in msg and causes_in(msg) == ["not averaged"]
-    msg = _message(assert_close, float("nan"), expected, "loss", bugs={"overflow": np.nan})
+    msg = _message(assert_close, np.nan, 1.5, bugs={"overflow": np.nan},
+                   probe2=(np.nan, 2.0, {"overflow": np.nan}))
     assert causes_in(msg) == ["overflow"]
 
 
@@ -102,6 +125,20 @@ def test_assert_close_variants_of_another_shape():
     assert causes_in(msg) == [BROADCAST_N1]
     msg = _message(assert_close, broadcast, expected, "residual", bugs={BROADCAST_N1: broadcast})
     assert causes_in(msg) == [BROADCAST_N1]
+    # an (n, n) array that is not the values of a broadcast: the shape is said, no cause
+    other = np.outer(x, x) + np.eye(4)
+    msg = _message(assert_close, other, expected, "residual")
+    assert "(4, 4)" in msg and causes_in(msg) == []
+    # a product broadcast (n,) * (n, 1) is one too
+    prod = x * (x + 1)[:, None]
+    assert causes_in(_message(assert_close, prod, x * (x + 1), "r")) == [BROADCAST_N1]
+    # with a second probe the relation must hold on both
+    x2 = np.array([2.0, -1.0, 0.5, 3.0])
+    y2 = x2[::-1].copy()
+    msg = _message(assert_close, broadcast, expected, "r", probe2=(x2 - y2[:, None], x2 - y2))
+    assert causes_in(msg) == [BROADCAST_N1]
+    msg = _message(assert_close, broadcast, expected, "r", probe2=(x2 - y2, x2 - y2))
+    assert causes_in(msg) == []
 
 
 def test_assert_close_transposed_values():

@@ -62,3 +62,21 @@ def test_exact_multiple_and_its_description():
     assert dx.describe_multiple(0.125, scalar=True) == " (exactly 1/8 times the expected value)"
     assert dx.describe_multiple(1.37, scalar=True) == ""
     assert "1.37" in dx.describe_multiple(1.37)
+
+
+def test_sure_cause_needs_two_probes_that_each_separate_the_variant():
+    e1, e2 = np.array([1.0, 2.0]), np.array([3.0, -1.0])
+    b1 = {"a": 2 * e1, "b": e1 + 1}
+    b2 = {"a": 2 * e2, "b": e2 + 1}
+    assert dx.sure_cause([(2 * e1, e1, b1), (2 * e2, e2, b2)], 1e-6, 1e-8) == "a"
+    assert dx.sure_cause([(2 * e1, e1, b1)], 1e-6, 1e-8) is None  # one probe: never sure
+    # b on probe 1, a on probe 2: no one cause explains both
+    assert dx.sure_cause([(e1 + 1, e1, b1), (2 * e2, e2, b2)], 1e-6, 1e-8) is None
+    # collision: on probe 1 "a" and "b" give the same values; probe 2 separates them
+    c1 = {"a": np.array([2.0, 3.0]), "b": np.array([2.0, 3.0])}
+    assert dx.sure_cause([(c1["a"], e1, c1), (e2 + 1, e2, b2)], 1e-6, 1e-8) == "b"
+    # a variant indistinguishable from the answer on a probe proves nothing
+    same = {"a": e2}
+    assert dx.sure_cause([(2 * e1, e1, b1), (e2, e2, same)], 1e-6, 1e-8) is None
+    # a student right on a probe matches no bug there
+    assert dx.sure_cause([(2 * e1, e1, b1), (e2, e2, b2)], 1e-6, 1e-8) is None
