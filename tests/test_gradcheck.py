@@ -108,9 +108,25 @@ def test_correct_gradient_with_exact_zeros_passes(rng):
     check_gradient(f, x, 2 * x * mask)
 
 
-def _diagnosis(problem, grad, **kwargs):
+def _second(problem, n=12):
+    """A second, independent probe of the same shapes, with another batch size."""
+    W, X, _ = problem
+    rng = np.random.default_rng(99)
+    d, c = W.shape
+    return rng.normal(size=(d, c)), rng.normal(size=(n, d)), rng.normal(size=(n, c))
+
+
+def _diagnosis(problem, bug, *, probe2=True, n2=12, **kwargs):
+    """The message for the gradient ``bug(correct gradient, n)`` on ``problem`` (and on a
+    second probe with batch size ``n2`` unless ``probe2=False``)."""
     W, X, y = problem
     kwargs.setdefault("batch_size", 16)
+    grad = None if bug is None else bug(quad_grad(W, X, y), X.shape[0])
+    if probe2:
+        W2, X2, y2 = _second(problem, n2)
+        g2 = None if bug is None else bug(quad_grad(W2, X2, y2), n2)
+        kwargs["probe2"] = (lambda w: quad_loss(w, X2, y2), W2, g2,
+                            n2 if kwargs["batch_size"] else kwargs["batch_size"])
     with pytest.raises(GradientCheckError) as info:
         check_gradient(lambda w: quad_loss(w, X, y), W, grad, name="dW", **kwargs)
     msg = str(info.value)
@@ -118,54 +134,118 @@ def _diagnosis(problem, grad, **kwargs):
     return msg
 
 
+def test_one_probe_names_no_cause(problem):
+    # one input can show the same ratio for two different bugs: a relation alone is described
+    msg = _diagnosis(problem, lambda g, n: n * g, probe2=False, reference_loss=True)
+    assert "exactly n = 16" in msg and causes_in(msg) == []
+    msg = _diagnosis(problem, lambda g, n: -g, probe2=False, reference_loss=True)
+    assert "-1" in msg and causes_in(msg) == []
+    assert causes_in(_diagnosis(problem, lambda g, n: g.T, probe2=False)) == []
+
+
 def test_ratio_n_blames_the_pair_unless_the_loss_is_the_tests(problem):
-    W, X, y = problem
     # f is the student's loss: n× may be a gradient without ÷n or a loss divided twice
-    msg = _diagnosis(problem, 16 * quad_grad(W, X, y))
+    msg = _diagnosis(problem, lambda g, n: n * g)
     assert "exactly n = 16" in msg and causes_in(msg) == [LOSS_GRAD_FACTOR_N]
-    msg = _diagnosis(problem, 16 * quad_grad(W, X, y), reference_loss=True)
+    assert "both test inputs" in msg
+    msg = _diagnosis(problem, lambda g, n: n * g, reference_loss=True)
     assert causes_in(msg) == [NOT_DIVIDED_BY_N]
-    msg = _diagnosis(problem, quad_grad(W, X, y) / 16, reference_loss=True)
+    msg = _diagnosis(problem, lambda g, n: g / n, reference_loss=True)
     assert causes_in(msg) == [DIVIDED_BY_N_TWICE]
+    # the same batch size on both probes: a factor 16 twice may be any constant 16
+    msg = _diagnosis(problem, lambda g, n: n * g, n2=16, reference_loss=True)
+    assert causes_in(msg) == []
+    # a constant 16 is n on the first probe only: described, not blamed
+    msg = _diagnosis(problem, lambda g, n: 16 * g, reference_loss=True)
+    assert "exactly n = 16" in msg and causes_in(msg) == []
     # without the batch size a factor 16 is described, not explained; nor is a factor 2,
     # which might be a batch of two; the sign is never a batch size
-    msg = _diagnosis(problem, 16 * quad_grad(W, X, y), batch_size=None)
+    msg = _diagnosis(problem, lambda g, n: 16 * g, batch_size=None)
     assert "16 × numeric" in msg and causes_in(msg) == []
-    assert causes_in(_diagnosis(problem, 2 * quad_grad(W, X, y), batch_size=None)) == []
-    msg = _diagnosis(problem, -quad_grad(W, X, y), batch_size=None)
+    assert causes_in(_diagnosis(problem, lambda g, n: 2 * g, batch_size=None)) == []
+    msg = _diagnosis(problem, lambda g, n: -g, batch_size=None)
     assert causes_in(msg) == [LOSS_GRAD_SIGN]
     # batch_size=1: a loss without a batch, where 2 can only be the factor 2
-    msg = _diagnosis(problem, 2 * quad_grad(W, X, y), batch_size=1)
+    msg = _diagnosis(problem, lambda g, n: 2 * g, batch_size=1, n2=1)
     assert causes_in(msg) == [LOSS_GRAD_FACTOR_2]
+
+
+def test_broadcast_db_that_gives_exactly_n_is_not_called_undivided(rng):
+    # issue 20: an MSE gradient that flattens y for dw but not for db: db from an
+    # (n,) - (n, 1) broadcast is exactly n times the right one. A second probe where y comes
+    # as (n,) (no broadcast) separates it from "not divided by n": no cause is named.
+    def mse_db(w, b, X, y):
+        p = X @ w + b
+        return 2.0 / len(p) * np.sum(p - y)  # y (n, 1): an (n, n) sum
+
+    X, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 1))
+    X2, y2 = rng.normal(size=(5, 3)), rng.normal(size=5)
+    w, b = rng.normal(size=3), np.array(0.3)
+
+    def loss(bb, X=X, y=y):
+        return float(np.mean((X @ w + bb - y.reshape(-1)) ** 2))
+
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(loss, b.copy(), mse_db(w, b, X, y), batch_size=8, reference_loss=True)
+    assert "exactly n = 8" in str(info.value) and causes_in(str(info.value)) == []
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(loss, b.copy(), mse_db(w, b, X, y), batch_size=8, reference_loss=True,
+                       probe2=(lambda bb: loss(bb, X2, y2), b.copy(), mse_db(w, b, X2, y2), 5))
+    assert causes_in(str(info.value)) == []
+    # the real "not divided by n" fails both probes with the ratio n: named
+    def undivided(X, y):
+        return 2.0 * np.sum(X @ w + b - y.reshape(-1))
+
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(loss, b.copy(), undivided(X, y), batch_size=8, reference_loss=True,
+                       probe2=(lambda bb: loss(bb, X2, y2), b.copy(), undivided(X2, y2), 5))
+    assert causes_in(str(info.value)) == [NOT_DIVIDED_BY_N]
+
+
+def test_second_probe_failing_alone_fails_the_check(problem):
+    W, X, y = problem
+    W2, X2, y2 = _second(problem)
+    msg = None
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda w: quad_loss(w, X, y), W, quad_grad(W, X, y), batch_size=16,
+                       probe2=(lambda w: quad_loss(w, X2, y2), W2, -quad_grad(W2, X2, y2), 12))
+    msg = str(info.value)
+    assert "second test input" in msg and causes_in(msg) == []
+    err = check_gradient(lambda w: quad_loss(w, X, y), W, quad_grad(W, X, y), batch_size=16,
+                         probe2=(lambda w: quad_loss(w, X2, y2), W2, quad_grad(W2, X2, y2), 12))
+    assert err < 1e-7
 
 
 def test_summing_loss_with_averaging_gradient_is_not_called_divided_twice(problem):
     W, X, y = problem
+    W2, X2, y2 = _second(problem)
 
-    def summed_loss(w):  # the student's loss sums; the student's gradient averages
+    def summed_loss(w, X=X, y=y):  # the student's loss sums; the student's gradient averages
         return float(np.sum((X @ w - y) ** 2))
 
     with pytest.raises(GradientCheckError) as info:
-        check_gradient(summed_loss, W, quad_grad(W, X, y), batch_size=16)
+        check_gradient(summed_loss, W, quad_grad(W, X, y), batch_size=16,
+                       probe2=(lambda w: summed_loss(w, X2, y2), W2, quad_grad(W2, X2, y2), 12))
     msg = str(info.value)
     assert causes_in(msg) == [LOSS_GRAD_FACTOR_N] and "twice" not in msg
 
 
 def test_sign_error_is_named(problem):
-    W, X, y = problem
-    assert causes_in(_diagnosis(problem, -quad_grad(W, X, y))) == [LOSS_GRAD_SIGN]
-    msg = _diagnosis(problem, -quad_grad(W, X, y), reference_loss=True)
+    assert causes_in(_diagnosis(problem, lambda g, n: -g)) == [LOSS_GRAD_SIGN]
+    msg = _diagnosis(problem, lambda g, n: -g, reference_loss=True)
     assert causes_in(msg) == [GRADIENT_SIGN]
 
 
 def test_factor_two_is_named(problem):
-    W, X, y = problem
-    assert causes_in(_diagnosis(problem, 0.5 * quad_grad(W, X, y))) == [LOSS_GRAD_FACTOR_2]
-    assert causes_in(_diagnosis(problem, 2.0 * quad_grad(W, X, y))) == [LOSS_GRAD_FACTOR_2]
-    half = _diagnosis(problem, 0.5 * quad_grad(W, X, y), reference_loss=True)
+    assert causes_in(_diagnosis(problem, lambda g, n: 0.5 * g)) == [LOSS_GRAD_FACTOR_2]
+    assert causes_in(_diagnosis(problem, lambda g, n: 2.0 * g)) == [LOSS_GRAD_FACTOR_2]
+    half = _diagnosis(problem, lambda g, n: 0.5 * g, reference_loss=True)
     assert causes_in(half) == [MISSING_FACTOR_2]
-    double = _diagnosis(problem, 2.0 * quad_grad(W, X, y), reference_loss=True)
+    double = _diagnosis(problem, lambda g, n: 2.0 * g, reference_loss=True)
     assert causes_in(double) == [EXTRA_FACTOR_2]
+    # a factor 2 on one probe and a sign on the other: two relations, none named
+    msg = _diagnosis(problem, lambda g, n: 2.0 * g if n == 16 else -g, reference_loss=True)
+    assert causes_in(msg) == []
 
 
 def test_ratio_two_with_batch_of_two_is_ambiguous(rng):
@@ -173,9 +253,13 @@ def test_ratio_two_with_batch_of_two_is_ambiguous(rng):
     y = rng.normal(size=2)
     w = rng.normal(size=3)
     grad = 2.0 / 2 * X.T @ (X @ w - y)
+
+    def loss(v):
+        return float(np.mean((X @ v - y) ** 2))
+
     for wrong in (2 * grad, grad / 2):
         with pytest.raises(GradientCheckError) as info:
-            check_gradient(lambda v: float(np.mean((X @ v - y) ** 2)), w, wrong, batch_size=2)
+            check_gradient(loss, w, wrong, batch_size=2, probe2=(loss, w.copy(), wrong, 2))
         assert "ambiguous" in str(info.value) and causes_in(str(info.value)) == []
 
 
@@ -190,17 +274,18 @@ def test_rmse_loss_with_mse_gradient_names_no_factor(rng):
 
 
 def test_constant_multiple_only_if_exact(problem):
-    W, X, y = problem
-    g = 2.0 * quad_grad(W, X, y)
-    g[0, 0] *= 1.01  # nearly a factor 2, but not exactly: no cause
-    assert causes_in(_diagnosis(problem, g)) == []
+    def nearly(g, n):
+        g = 2.0 * g
+        g[0, 0] *= 1.01  # nearly a factor 2, but not exactly: no cause
+        return g
+
+    assert causes_in(_diagnosis(problem, nearly)) == []
 
 
 def test_transpose_is_named(problem):
-    W, X, y = problem
-    assert causes_in(_diagnosis(problem, quad_grad(W, X, y).T)) == [TRANSPOSED]
+    assert causes_in(_diagnosis(problem, lambda g, n: g.T)) == [TRANSPOSED]
     # a transposed shape whose transpose is still wrong: described only
-    assert causes_in(_diagnosis(problem, 2 * quad_grad(W, X, y).T)) == []
+    assert causes_in(_diagnosis(problem, lambda g, n: 2 * g.T)) == []
 
 
 def test_square_transpose_is_named(rng):
@@ -208,17 +293,26 @@ def test_square_transpose_is_named(rng):
     Y = rng.normal(size=(10, 4))
     W = rng.normal(size=(4, 4))
     grad = 2.0 / 10 * X.T @ (X @ W - Y)
+    def loss(w):
+        return float(np.sum((X @ w - Y) ** 2) / 10)
+
     with pytest.raises(GradientCheckError) as info:
-        check_gradient(lambda w: float(np.sum((X @ w - Y) ** 2) / 10), W, grad.T)
+        check_gradient(loss, W, grad.T)
+    assert "transpose" in str(info.value) and causes_in(str(info.value)) == []
+    with pytest.raises(GradientCheckError) as info:
+        grad2 = 2.0 / 10 * X.T @ (X @ (W + 1.0) - Y)
+        check_gradient(loss, W, grad.T, probe2=(loss, W + 1.0, grad2.T))
     assert causes_in(str(info.value)) == [TRANSPOSED]
 
 
 def test_nan_is_described_without_a_cause(problem):
     # NaN may come from exp overflow, 0/0, log 0, 1/p with p = 0: no single cause
-    W, X, y = problem
-    g = quad_grad(W, X, y)
-    g[0, 0] = np.nan
-    msg = _diagnosis(problem, g)
+    def nan(g, n):
+        g = g.copy()
+        g[0, 0] = np.nan
+        return g
+
+    msg = _diagnosis(problem, nan)
     assert "1 NaN/inf values" in msg and causes_in(msg) == []
 
 
@@ -227,8 +321,7 @@ def test_none_is_named(problem):
 
 
 def test_zero_gradient_is_named(problem):
-    W, _, _ = problem
-    assert "all zeros" in _diagnosis(problem, np.zeros_like(W))
+    assert "all zeros" in _diagnosis(problem, lambda g, n: np.zeros_like(g))
 
 
 def test_broadcasting_shape_is_named(rng):
@@ -238,6 +331,12 @@ def test_broadcasting_shape_is_named(rng):
     wrong = 2.0 / 6 * (p[:, None] - y[None, :])
     with pytest.raises(GradientCheckError) as info:
         check_gradient(lambda v: float(np.mean((v - y) ** 2)), p, wrong)
+    assert "reshape(-1)" in str(info.value) and causes_in(str(info.value)) == []
+    p2, y2 = rng.normal(size=6), rng.normal(size=6)
+    with pytest.raises(GradientCheckError) as info:
+        check_gradient(lambda v: float(np.mean((v - y) ** 2)), p, wrong,
+                       probe2=(lambda v: float(np.mean((v - y2) ** 2)), p2,
+                               2.0 / 6 * (p2[:, None] - y2[None, :])))
     assert causes_in(str(info.value)) == [BROADCAST_N1]
     # an extra batch axis (a gradient not summed over the batch) is not a broadcast: no cause
     with pytest.raises(GradientCheckError) as info:
@@ -246,11 +345,12 @@ def test_broadcasting_shape_is_named(rng):
 
 
 def test_unpatterned_error_reports_worst_entry(problem):
-    W, X, y = problem
-    g = quad_grad(W, X, y)
-    g[2, 1] += 0.5
-    msg = _diagnosis(problem, g)
-    assert "worst entry (2, 1)" in msg
+    def off(g, n):
+        g = g.copy()
+        g[2, 1] += 0.5
+        return g
+
+    assert "worst entry (2, 1)" in _diagnosis(problem, off)
 
 
 def test_loss_nan_is_named():
@@ -266,16 +366,28 @@ def test_sampled_check_on_big_tensor(rng):
     X = rng.normal(size=(10, 80))
     y = rng.normal(size=(10, 60))
     good = quad_grad(W, X, y)
-    assert check_gradient(lambda w: quad_loss(w, X, y), W, good) < 1e-6
+    X2, y2 = rng.normal(size=(7, 80)), rng.normal(size=(7, 60))
+    good2 = quad_grad(W, X2, y2)
+
+    def f(w):
+        return quad_loss(w, X, y)
+
+    def f2(w):
+        return quad_loss(w, X2, y2)
+
+    assert check_gradient(f, W, good) < 1e-6
     with pytest.raises(GradientCheckError) as info:
-        check_gradient(lambda w: quad_loss(w, X, y), W, -good)
+        check_gradient(f, W, -good, probe2=(f2, W.copy(), -good2))
     assert causes_in(str(info.value)) == [LOSS_GRAD_SIGN]
     with pytest.raises(GradientCheckError) as info:
-        check_gradient(lambda w: quad_loss(w, X, y), W, good.T)
+        check_gradient(f, W, good.T, probe2=(f2, W.copy(), good2.T))
     assert causes_in(str(info.value)) == [TRANSPOSED]
     with pytest.raises(GradientCheckError) as info:
-        check_gradient(lambda w: quad_loss(w, X, y), W, 10 * good, batch_size=10)
+        check_gradient(f, W, 10 * good, batch_size=10, probe2=(f2, W.copy(), 7 * good2, 7))
     assert causes_in(str(info.value)) == [LOSS_GRAD_FACTOR_N]
+    with pytest.raises(GradientCheckError) as info:  # one probe: described only
+        check_gradient(f, W, -good)
+    assert causes_in(str(info.value)) == []
     bad = good.copy()
     bad[:, :30] *= 1.5  # wrong on half the entries, no constant ratio
     with pytest.raises(GradientCheckError, match="sampled"):
