@@ -270,3 +270,45 @@ def describe_difference(act: np.ndarray, exp: np.ndarray, name: str, rtol: float
         f"{name} differs from the expected value in {int(bad.sum())} of {exp.size} entries; "
         f"largest difference at {i}: got {act[i]:.6g}, expected {exp[i]:.6g}"
     )
+
+
+def student_words(text: str) -> str:
+    """``text`` without the grader's internal names (in the judge a student's object is a
+    ``Remote``): what the student's code returned is called what it is."""
+    text = re.sub(r"<student (\w+) object>", lambda m: kind_phrase(m.group(1)), text)
+    text = re.sub(r"a student object \((\w+)\)", lambda m: kind_phrase(m.group(1)), text)
+    text = re.sub(r"object of type 'Remote' has no (\w+)\(\)",
+                  r"the value returned by your code has no \1() (it is not a list or an array)",
+                  text)
+    text = re.sub(r"'Remote' object is not (\w+)",
+                  r"the value returned by your code is not \1 (it is not a list or an array)",
+                  text)
+    return text.replace("Remote", "object of your notebook")
+
+
+def describe_value(x: object) -> str:
+    """What ``x`` is, in the student's words: "an array of shape (2, 3), dtype float64",
+    "a generator", "a list", "an object of class Linear" (also for a student's object in the
+    judge, which knows the class name only)."""
+    if isinstance(x, np.ndarray):
+        return f"an array of shape {x.shape}, dtype {x.dtype}"
+    kind = type(x)
+    if kind.__name__ == "Remote" and kind.__module__.startswith("grader."):
+        try:
+            return kind_phrase(str(object.__getattribute__(x, "_dl_type")))
+        except AttributeError:
+            return "an object of your notebook"
+    if isinstance(x, (np.generic,)):
+        return f"a NumPy {kind.__name__}"
+    return kind_phrase(kind.__name__)
+
+
+def kind_phrase(kind: str) -> str:
+    """How to say what a value of type ``kind`` is, in the student's words."""
+    named = {"generator": "a generator", "list": "a list", "tuple": "a tuple",
+             "dict": "a dict", "str": "a string", "NoneType": "None", "int": "an int",
+             "float": "a float", "bool": "a bool", "set": "a set", "function": "a function",
+             "method": "a method", "type": "a class", "map": "a map object (a lazy iterator)",
+             "zip": "a zip object (a lazy iterator)", "range": "a range",
+             "filter": "a filter object (a lazy iterator)", "module": "a module"}
+    return named.get(kind, f"an object of class {kind}")

@@ -29,6 +29,7 @@ from grader.diagnose import (
     MISSING_FACTOR_2,
     NOT_DIVIDED_BY_N,
     TRANSPOSED,
+    describe_value,
     exact_multiple,
     fail,
     is_ratio,
@@ -58,7 +59,7 @@ class GradientCheckError(AssertionError):
 
 def _as_float64(x: np.ndarray, what: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{what} must be a numpy array, got {type(x).__name__}")
+        raise TypeError(f"{what} must be a numpy array, got {describe_value(x)}")
     if x.dtype != np.float64:
         raise TypeError(
             f"{what} has dtype {x.dtype}; gradient checks need float64 "
@@ -185,6 +186,8 @@ def diagnosis(
     __tracebackhide__ = True
     if analytic is None:
         return "the gradient is None: did the function forget to `return` it?", None
+    if not isinstance(analytic, np.ndarray | np.generic | float | int):
+        return f"the gradient should be a numeric array, got {describe_value(analytic)}", None
     analytic = np.asarray(analytic)
     numeric = np.asarray(numeric)
     if analytic.dtype == object or not np.issubdtype(analytic.dtype, np.number):

@@ -185,6 +185,28 @@ def _ended(ended: dict) -> str:
     return f"the process exited with code {int(ended.get('code', -1))}"
 
 
+def _student_error(exc: BaseException) -> dict:
+    """The ``error`` output of a failed test cell, in the student's words: no frame of the
+    grader's machinery, no internal name (a student's object in the judge is a ``Remote``)."""
+    import traceback
+
+    from grader.diagnose import student_words
+
+    out = sh.error_output(exc)
+    if type(exc).__name__ == "StudentError":  # the student's own exception class
+        out["ename"] = str(getattr(exc, "name", "Exception"))
+        out["evalue"] = str(getattr(exc, "message", ""))
+    out["evalue"] = student_words(out["evalue"])
+    try:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if f.filename == "<test cell>"]
+        out["traceback"] = [student_words(line) for line in traceback.format_list(frames)] + [
+            f"{out['ename']}: {out['evalue']}" if out["evalue"] else out["ename"]]
+    except BaseException:  # noqa: BLE001 - keep the plain output
+        out["traceback"] = [student_words(line) for line in out["traceback"]]
+    return out
+
+
 def _test_cell(judge, lines: Lines, index: int, source: str, limits) -> dict:
     """Run one graded test cell in this process; its outcome is decided here."""
     from grader.judge import ProtocolError
@@ -201,7 +223,7 @@ def _test_cell(judge, lines: Lines, index: int, source: str, limits) -> dict:
         raised = False
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the cell failed
         raised = True
-        outputs.append(sh.error_output(exc))
+        outputs.append(_student_error(exc))
         if isinstance(exc, ProtocolError | OSError | sh.CellTimeout):
             stop = Stop("timeout" if isinstance(exc, TimeoutError | sh.CellTimeout)
                         else "output", f"the test cell could not finish: {sh.safe_str(exc)}")

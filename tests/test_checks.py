@@ -230,25 +230,85 @@ def test_assert_no_loops():
     assert_no_loops(ufunc_reduce)
 
 
-def test_uses_turns_errors_of_earlier_exercises_into_a_failed_check():
-    def broken():
-        raise ValueError("matmul: Input operand 1 has a mismatch")
+NOTEBOOK = """
+import numpy as np
 
+
+class Linear:
+    def __init__(self, W):
+        self.W = W
+
+    def forward(self, x):
+        return x @ self.W
+
+
+class Sequential:
+    def __init__(self, *modules):
+        self.modules = list(modules)
+
+    def forward(self, x):
+        for m in self.modules:
+            x = m.forward(x)
+        return x
+
+
+def train_epoch(net, X):
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def train_epoch_typo(net, X):
+    return net.forward(X) + np.ones(7)
+
+
+def train_epoch_ok(net, X):
+    return net.forward(X)
+"""
+
+
+def _notebook() -> dict:
+    """The student's code, compiled as a notebook cell is (not a file of the installation)."""
+    ns: dict = {"__name__": "__main__"}
+    exec(compile(NOTEBOOK, "<cell 3>", "exec"), ns)
+    return ns
+
+
+def _uses_message(names, fn, *args, body="fn(*args)") -> str:
+    """The message of ``with uses(*names): <body>`` run as a test cell of the notebook."""
+    cell = f"with uses(*names):\n    {body}\n"
+    ns = {"uses": uses, "names": names, "fn": fn, "args": args}
     with pytest.raises(AssertionError) as info:
-        with uses("Sequential", "Linear"):
-            broken()
-    msg = str(info.value)
-    assert msg.startswith("this test uses Sequential, Linear: make their own tests pass first")
-    assert "(the error was: ValueError: matmul: Input operand 1 has a mismatch in broken" in msg
-    assert info.value.__suppress_context__ and causes_in(msg) == []
-    with pytest.raises(AssertionError, match=r"the error was: NotImplementedError in"):
-        with uses("predict"):
-            raise NotImplementedError()
+        exec(compile(cell, "<cell 9>", "exec"), ns)
+    assert info.value.__suppress_context__ and causes_in(str(info.value)) == []
+    return str(info.value)
+
+
+def test_uses_blames_an_earlier_exercise_only_when_its_code_raised():
+    nb = _notebook()
+    X = np.ones((2, 3))
+    broken = nb["Sequential"](nb["Linear"](np.ones((4, 2))))  # a shape bug inside Linear
+    msg = _uses_message(("Sequential", "Linear"), nb["train_epoch_ok"], broken, X)
+    assert msg.startswith("this test uses Sequential, Linear: make Linear's own tests pass first")
+    assert "ValueError: matmul" in msg and "in Linear.forward, line 10)" in msg
+    # the function under test is still the stub: its own, never Sequential's or Linear's
+    good = nb["Sequential"](nb["Linear"](np.ones((3, 2))))
+    msg = _uses_message(("Sequential", "Linear"), nb["train_epoch"], good, X)
+    assert msg == ("train_epoch is not written yet: it still raises NotImplementedError "
+                   "(line 25); replace the stub with your code")
+    assert "Sequential" not in msg and "request" not in msg
+    # an error of its own, not of the earlier exercises
+    msg = _uses_message(("Sequential", "Linear"), nb["train_epoch_typo"], good, X)
+    assert msg.startswith("train_epoch_typo raised ValueError: operands could not be broadcast")
+    assert msg.endswith("(in train_epoch_typo, line 29)")
+    # raised by the test's own code on what the student returned: no one's exercise blamed
+    msg = _uses_message(("predict",), None, body="len(iter(()))")
+    assert msg.startswith("this test could not use what your code returned")
+    # a failed check inside passes through unchanged; no error, no message
     with pytest.raises(AssertionError, match="^the test's own check$"):
         with uses("predict"):
             raise AssertionError("the test's own check")
-    with uses("predict"):
-        pass
+    with uses("Sequential", "Linear"):
+        nb["train_epoch_ok"](good, X)
 
 
 def test_every_public_check_hides_its_frames():

@@ -401,5 +401,5 @@ def test_diagnose_returns_none_when_no_pattern():
 def test_python_numbers_and_lists_are_gradients_too():
     check_gradient(lambda v: float(np.sum(v**2)), np.array([1.0, 2.0]), [2.0, 4.0])
     check_gradient(lambda v: float(v) ** 2, np.array(3.0), 6.0)
-    with pytest.raises(GradientCheckError, match="not a numeric array"):
+    with pytest.raises(GradientCheckError, match="should be a numeric array, got a list"):
         check_gradient(lambda v: float(np.sum(v**2)), np.array([1.0, 2.0]), ["a", "b"])

@@ -63,11 +63,53 @@ class StudentError(Exception):
         self.name, self.message = name, message
 
 
-def make_error(name: object, message: object) -> Exception:
+def make_error(name: object, message: object, where: object = None) -> Exception:
     name = name if type(name) is str else "Exception"
     message = message if type(message) is str else ""
     cls = SAFE_ERRORS.get(name)
-    return cls(message) if cls is not None else StudentError(name[:100], message)
+    exc = cls(message) if cls is not None else StudentError(name[:100], message)
+    exc.notebook_frames = _frames(where)  # where the peer's code raised it (for messages)
+    return exc
+
+
+def _frames(where: object) -> list[tuple[str, int]]:
+    """``[(qualified name, line)]`` sent with an error, checked (it is only ever displayed)."""
+    if type(where) is not list:
+        return []
+    return [(f[0][:200], f[1]) for f in where[:50]
+            if type(f) is list and len(f) == 2 and type(f[0]) is str and type(f[1]) is int]
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import os
+    import sys
+    import sysconfig
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))}
+    dirs |= {v for k, v in sysconfig.get_paths().items() if k in (
+        "stdlib", "platstdlib", "purelib", "platlib")}
+    return tuple(os.path.join(os.path.abspath(d), "") for d in dirs if d)
+
+
+def notebook_frames(tb) -> list[list]:
+    """``[[qualified name, line]]`` of the frames of ``tb`` in the notebook's own code (not the
+    Python installation, NumPy or the grader), outermost first."""
+    import traceback
+
+    libs = _library_dirs()
+    out = []
+    for fs in traceback.extract_tb(tb, limit=200) if tb is not None else []:
+        if fs.filename.startswith(libs) or fs.filename.startswith(("<frozen", "<grader")):
+            continue
+        out.append([str(getattr(fs, "name", "")), int(fs.lineno or 0)])
+    code_names = {}
+    frame = tb
+    while frame is not None:  # the qualified name (Class.method), where Python has it
+        code = frame.tb_frame.f_code
+        code_names[(code.co_name, frame.tb_lineno)] = getattr(code, "co_qualname", code.co_name)
+        frame = frame.tb_next
+    return [[code_names.get((n, ln), n), ln] for n, ln in out][-50:]
 
 
 def text_of(exc: BaseException) -> str:

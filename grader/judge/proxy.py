@@ -82,7 +82,8 @@ class Remote(Proxy):
         self._dl_ep.request("setattr", self._dl_h, name, value)
 
     def __bool__(self) -> bool:
-        raise TypeError(f"a student object ({self._dl_type}) where a value was expected")
+        raise TypeError(f"your code returned an object of class {self._dl_type} where a value "
+                        "was expected (a number, an array, True or False)")
 
     def __repr__(self) -> str:
         return f"<student {self._dl_type} object>"

@@ -32,6 +32,7 @@ from grader.judge.base import (
     Proxy,
     Refused,
     make_error,
+    notebook_frames,
     text_of,
 )
 from grader.judge.codec import Packed, pack, unpack, unpack_arrays
@@ -45,6 +46,14 @@ def _public(name: object) -> str:
     if type(name) is not str or not name.isidentifier() or name.startswith("_"):
         raise AttributeError(f"only public attributes can be reached, not {str(name)[:80]!r}")
     return name
+
+
+def _where(exc: BaseException) -> list:
+    """Where ``exc`` was raised in this side's notebook code (names and lines only)."""
+    try:
+        return notebook_frames(exc.__traceback__) + list(getattr(exc, "notebook_frames", []))
+    except Exception:  # noqa: BLE001 - a location is a courtesy, never a reason to fail
+        return []
 
 
 _FP_KEYS, _FP_MODES = ("divide", "over", "under", "invalid"), ("ignore", "warn", "raise")
@@ -198,7 +207,7 @@ class Endpoint:
         finally:
             self._waiting.pop()
         if header["k"] == "e":
-            raise make_error(header.get("en"), header.get("em"))
+            raise make_error(header.get("en"), header.get("em"), header.get("ew"))
         reply = self._unpack(header, arrays, argrefs=packed.arrays)
         if type(reply) is not tuple or len(reply) != 2:
             raise self._poison("malformed reply")
@@ -262,7 +271,8 @@ class Endpoint:
                 raise
             self._send({"k": "e", "s": seq, "en": "TypeError", "em": text_of(exc)})
         except Exception as exc:  # noqa: BLE001 - the peer gets every error of the call
-            self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc)})
+            self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc),
+                        "ew": _where(exc)})
         except BaseException as exc:
             if not self.report_all:  # the judge's own timeout: unwind, the stream is lost
                 self._poison(f"interrupted while serving: {type(exc).__name__}")
