@@ -20,6 +20,7 @@ import base64
 import html
 import io
 import json
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -32,8 +33,26 @@ from grader.reports import CourseGrades, read_gradebook
 HTML_NAME, JSON_NAME = "class_report.html", "class_report.json"
 
 
+NOT_ATTEMPTED = "not attempted (raise NotImplementedError() left in)"
+_USES = re.compile(r"this test uses (?P<all>.+?): make (?:(?P<one>.+?)'s own tests|their own "
+                   r"tests) pass first")
+_RAISED = re.compile(r"^(?P<who>[A-Za-z_][\w.]*) raised (?P<what>[A-Za-z_]\w*)")
+_NAMES = re.compile(r"\s*,\s*|\s+and\s+")
+
+
+def _one_phrase(names: str) -> str:
+    """``"A, B"``, ``"A and B"``, ``"B, A"`` all as ``"A and B"``: one cause, one group."""
+    parts = sorted({n.strip() for n in _NAMES.split(names) if n.strip()}, key=str.lower)
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def diagnosed_cause(outputs: list[dict]) -> str | None:
-    """The diagnosed cause of a failing cell's error output, or the error's first line."""
+    """The diagnosed cause of a failing cell's error output, or the error's first line.
+
+    Messages that say the same thing in different words are one group: every "make their
+    own tests pass first" about the same exercises (in any order, "A, B" or "A and B"), every
+    stub left in, every error an exercise raised (whatever its details).
+    """
     for out in outputs:
         if out.get("output_type") != "error":
             continue
@@ -41,8 +60,17 @@ def diagnosed_cause(outputs: list[dict]) -> str | None:
         named = causes_in(message)
         if named:
             return named[0]
-        if out.get("ename") == "NotImplementedError":
-            return "not attempted (raise NotImplementedError() left in)"
+        evalue = str(out.get("evalue", ""))
+        if out.get("ename") == "NotImplementedError" or " is not written yet: " in evalue:
+            return NOT_ATTEMPTED
+        uses = _USES.search(evalue)
+        if uses:
+            return f"an earlier exercise fails: {_one_phrase(uses['one'] or uses['all'])}"
+        raised = _RAISED.match(evalue)
+        if raised:
+            return f"{raised['who']} raised {raised['what']}"
+        if evalue.startswith("this test could not use what your code returned"):
+            return "this test could not use what your code returned"
         return message.strip().split("\n", 1)[0]
     return None
 

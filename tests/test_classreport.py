@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from grader.classreport import class_data, diagnosed_cause, write_class_report
+from grader.classreport import NOT_ATTEMPTED, class_data, diagnosed_cause, write_class_report
 from tests.test_reports import TESTS, fabricate_course, failure
 
 
@@ -21,6 +21,32 @@ def test_diagnosed_cause_reads_the_marker_else_the_first_line():
     err = {"output_type": "error", "ename": "NotImplementedError", "evalue": ""}
     assert "not attempted" in diagnosed_cause([err])
     assert diagnosed_cause([{"output_type": "stream", "text": "hi"}]) is None
+
+
+def test_one_cause_is_one_group_whatever_its_wording():
+    def cause(evalue, ename="AssertionError"):
+        return diagnosed_cause([{"output_type": "error", "ename": ename, "evalue": evalue}])
+
+    same = [
+        "this test uses Dropout, train_epoch: make their own tests pass first (the error was: "
+        "ValueError: x)",
+        "this test uses Dropout and train_epoch: make their own tests pass first",
+        "this test uses train_epoch, Dropout: make their own tests pass first (KeyError)",
+    ]
+    assert {cause(m) for m in same} == {"an earlier exercise fails: Dropout and train_epoch"}
+    # the new wording names the one exercise whose code raised
+    m = ("this test uses Sequential, Linear: make Linear's own tests pass first (the error was: "
+         "ValueError: matmul, in Linear.forward, line 12)")
+    assert cause(m) == "an earlier exercise fails: Linear"
+    # a stub, said by uses() or raised bare, is one group
+    stub = "train_epoch is not written yet: it still raises NotImplementedError (line 9); ..."
+    assert cause(stub) == cause("", "NotImplementedError") == NOT_ATTEMPTED
+    # an exercise's own error: one group whatever the details
+    assert cause("train_epoch raised ValueError: shapes (2,3) (4,) (in train_epoch, line 4)") \
+        == cause("train_epoch raised ValueError: other (in train_epoch, line 7)") \
+        == "train_epoch raised ValueError"
+    # a named cause wins over everything
+    assert cause("this test uses A: make their own tests pass first\nlikely cause: x") == "x"
 
 
 @dataclass
