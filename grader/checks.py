@@ -54,7 +54,8 @@ def _shape_problem(x: object, shape: tuple[int, ...], name: str) -> tuple[str, s
     msg = f"{name} has shape {x.shape}, expected {shape}"
     n = shape[0] if shape else 0
     if n > 1 and shape in ((n,), (n, 1)) and x.shape == (n, n):
-        return msg + "; make both operands (n,) with .reshape(-1)", BROADCAST_N1
+        hint = msg + "; make both operands (n,) with .reshape(-1)"
+        return hint, BROADCAST_N1 if _separable(x, 1e-6, 1e-8) else None
     if x.ndim == 2 and x.shape == shape[::-1]:
         return msg + " (its transpose)", None
     if x.size == int(np.prod(shape)):
@@ -124,7 +125,16 @@ def _broadcast_n1(actual: object, exp: np.ndarray, rtol: float, atol: float) -> 
             and actual.shape == (n, n)):
         return False
     a = np.asarray(actual, dtype=np.float64)
-    if not np.all(np.isfinite(a)) or not close(np.diag(a), exp.reshape(-1), rtol, atol):
+    return close(np.diag(a), exp.reshape(-1), rtol, atol) and _separable(a, rtol, atol)
+
+
+def _separable(a: np.ndarray, rtol: float, atol: float) -> bool:
+    """``a[i, j]`` is ``u[i] + v[j]`` or ``u[i] * v[j]``: what broadcasting a column against a
+    row gives (an ``(n, n)`` array from other mistakes, such as ``X @ X.T``, is not)."""
+    if a.dtype == object or not np.issubdtype(a.dtype, np.number):
+        return False
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[0] < 2 or not np.all(np.isfinite(a)):
         return False
     scale = atol + rtol * float(np.max(np.abs(a)))
     summed = a[:, :1] + a[:1, :] - a[0, 0]

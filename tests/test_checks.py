@@ -30,6 +30,11 @@ def test_assert_shape_names_broadcasting_trap():
     msg = _message(assert_shape, y_hat - y, (5,), "residual")
     assert causes_in(msg) == [BROADCAST_N1] and msg.count("likely cause:") == 1
     assert causes_in(_message(assert_shape, y_hat - y, (5, 1))) == [BROADCAST_N1]
+    # an (n, n) array that no column-against-row broadcast gives: the shape only
+    x = np.arange(5.0)[:, None] * np.ones(3)
+    gram = x @ x.T + np.eye(5)
+    msg = _message(assert_shape, gram, (5,), "residual")
+    assert "reshape(-1)" in msg and causes_in(msg) == []
 
 
 def test_assert_shape_describes_without_guessing():
