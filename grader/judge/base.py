@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,12 +73,16 @@ def make_error(name: object, message: object, where: object = None) -> Exception
     return exc
 
 
+_FRAME_NAME = re.compile(r"[\w.<>]+")
+
+
 def _frames(where: object) -> list[tuple[str, int]]:
     """``[(qualified name, line)]`` sent with an error, checked (it is only ever displayed)."""
     if type(where) is not list:
         return []
     return [(f[0][:200], f[1]) for f in where[:50]
-            if type(f) is list and len(f) == 2 and type(f[0]) is str and type(f[1]) is int]
+            if type(f) is list and len(f) == 2 and type(f[0]) is str and type(f[1]) is int
+            and _FRAME_NAME.fullmatch(f[0][:200])]
 
 
 def _library_dirs() -> tuple[str, ...]:
