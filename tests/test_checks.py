@@ -350,3 +350,33 @@ def test_failed_checks_show_only_the_test_line_and_the_message():
         kit = [f for f in frames if "/grader/" in f.f_code.co_filename]
         assert kit and all(f.f_locals.get("__tracebackhide__") for f in kit)
         assert info.value.__suppress_context__
+
+
+def test_issue_20_collision_critical_learning_rate():
+    # eta = 2 / lambda_max of H = 2/n X1^T X1 (X1: X with a column of ones). On
+    # X = [[0], [1], [2]] the student's bug (the largest *entry* of H) and the catalogued one (H
+    # without the bias column) both give 0.6: one probe must not name the catalogued cause.
+    no_bias_column = "the column of ones (the bias) is left out of the Hessian"
+
+    def etas(X):
+        n = len(X)
+        X1 = np.hstack([X, np.ones((n, 1))])
+        H = 2.0 / n * X1.T @ X1
+        right = 2.0 / np.linalg.eigvalsh(H).max()
+        largest_entry = 2.0 / np.abs(H).max()  # the student's bug
+        without_bias = 2.0 / np.linalg.eigvalsh(2.0 / n * X.T @ X).max()
+        return right, largest_entry, without_bias
+
+    right1, student1, variant1 = etas(np.array([[0.0], [1.0], [2.0]]))
+    assert student1 == pytest.approx(variant1) == pytest.approx(0.6)  # the collision
+    msg = _message(assert_close, student1, right1, "eta", bugs={no_bias_column: variant1})
+    assert causes_in(msg) == []
+    right2, student2, variant2 = etas(np.array([[0.1], [0.2], [-0.3], [0.5]]))
+    assert not np.isclose(student2, variant2)  # small x: H's largest entry is the bias one
+    msg = _message(assert_close, student1, right1, "eta", bugs={no_bias_column: variant1},
+                   probe2=(student2, right2, {no_bias_column: variant2}))
+    assert causes_in(msg) == [] and msg.startswith("eta = 0.6")
+    # the catalogued bug itself fits both probes: named
+    msg = _message(assert_close, variant1, right1, "eta", bugs={no_bias_column: variant1},
+                   probe2=(variant2, right2, {no_bias_column: variant2}))
+    assert causes_in(msg) == [no_bias_column]
