@@ -81,6 +81,13 @@ def raises_own():
 
 def loss_sum(x):
     return float(np.sum(x))
+
+
+def catches(callback):
+    try:
+        callback()
+    except Exception as exc:
+        return [list(f) for f in getattr(exc, "notebook_frames", [])] + ["caught"]
 """
 
 def _line(text: str, after: str = "") -> int:
@@ -204,3 +211,11 @@ def test_probe2_names_a_cause_in_the_judge(judge):
     msg = _fails(judge, "assert_close(as_list(0), np.array([0.5, 1.0]), 'out',\n"
                         "             bugs={'doubled': [1.0, 2.0]})\n")
     assert causes_in(msg) == []  # one probe: none
+
+
+def test_the_judge_tells_the_student_nothing_of_where_its_code_raised(judge):
+    # a hidden test's helper that raises inside the student's code: the student's process gets
+    # the error, never the names or lines of the test's helpers
+    judge.run_test_cell("def _hidden_helper():\n    raise ValueError('no')\n"
+                        "_seen = catches(_hidden_helper)\n")
+    assert judge.ns["_seen"] == ["caught"]

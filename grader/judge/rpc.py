@@ -271,8 +271,10 @@ class Endpoint:
                 raise
             self._send({"k": "e", "s": seq, "en": "TypeError", "em": text_of(exc)})
         except Exception as exc:  # noqa: BLE001 - the peer gets every error of the call
-            self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc),
-                        "ew": _where(exc)})
+            error = {"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc)}
+            if self.lookup is not None:  # the student's side says where its code raised;
+                error["ew"] = _where(exc)  # the judge's never (names of hidden tests' helpers)
+            self._send(error)
         except BaseException as exc:
             if not self.report_all:  # the judge's own timeout: unwind, the stream is lost
                 self._poison(f"interrupted while serving: {type(exc).__name__}")
