@@ -2,7 +2,9 @@
 
 The model is notebook 03's: 784-256-10, Linear (He init) → ReLU → Linear, softmax
 cross-entropy averaged over the batch, plain SGD; batch 128 over 60,000 seeded synthetic
-samples (the last incomplete batch is dropped, as in the notebook's ``train_epoch``).
+samples (the last incomplete batch is dropped here; the notebook's ``train_epoch`` trains on
+it as a smaller batch, so its epoch has one more, smaller, step when 128 does not divide the
+number of samples).
 
 This file is instructor-side. It times, in one run and on the same data and batch order:
 
@@ -227,8 +229,8 @@ def main(args: argparse.Namespace) -> int:
     p = init_params(args.hidden, args.seed)
     ref = notebook_reference()
     net, loss_fn = notebook_net(ref, p), ref["SoftmaxCrossEntropy"]()
-    ref["train_epoch"](net, loss_fn, X[:2048], y[:2048], args.lr, args.batch_size,
-                       np.random.default_rng(0))  # warm-up
+    ref["train_epoch"](net, loss_fn, X[:2048], y[:2048], lr=args.lr, batch_size=args.batch_size,
+                       rng=np.random.default_rng(0))  # warm-up
     assert net.modules[0].W.dtype == np.float32, "the notebook's modules left float32"
     numpy_epoch(p, X[:2048], y[:2048], np.arange(2048), args.batch_size, args.lr)  # warm-up
 
@@ -246,8 +248,8 @@ def main(args: argparse.Namespace) -> int:
     t_nb, t_np, t_torch = [], [], []
     for r in range(args.repeats):  # interleaved, so machine noise hits all alike
         t0 = time.perf_counter()
-        loss_nb = ref["train_epoch"](net, loss_fn, X, y, args.lr, args.batch_size,
-                                     np.random.default_rng(args.seed + 1))
+        loss_nb = ref["train_epoch"](net, loss_fn, X, y, lr=args.lr, batch_size=args.batch_size,
+                                     rng=np.random.default_rng(args.seed + 1))
         t_nb.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         loss_np = numpy_epoch(p, X, y, order, args.batch_size, args.lr)
