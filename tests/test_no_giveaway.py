@@ -1,0 +1,103 @@
+"""A later notebook never gives away an earlier one (issue 17, item 6).
+
+The kit ships every release notebook at once, so a student working on notebook ``0k`` can open
+every later one. This proves that nothing *given* in a later release notebook (its code cells
+that are neither answer cells nor test cells: the setup, given helpers, demos) earns points in
+an earlier one: pasted into the earlier release notebook, the given definitions score exactly
+what the untouched stubs score (zero, by ``tests/test_stubs_fail.py``), cell by cell.
+
+How a student would paste: the given functions and classes of the later notebook replace a stub
+of the same name. To give them every chance, their top-level definitions (imports, functions,
+classes) go into a new cell right before *every* test cell of the earlier notebook, so that
+whatever the earlier notebook's own stubs defined, the later notebook's definition is the one
+the test sees. The submissions are graded by nbgrader's autograde through the kit's helpers
+(:mod:`grader.autograde`), one throw-away course per earlier assignment: its untouched stubs
+and one submission per later notebook.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+
+import nbformat
+import pytest
+
+from grader.autograde import autograde
+from grader.release import release_notebook
+from grader.settings import SOURCE_DIR, ensure_environment_on_path
+from grader.submissions import is_answer_cell, is_autograded_test, nbgrader_meta, write_submission
+
+from .conftest import ASSIGNMENTS, ROOT
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+
+
+def given_code_cells(nb) -> list[str]:
+    """Sources of the code cells a student receives as they are: not answers, not tests."""
+    return [c.source for c in nb.cells
+            if c.cell_type == "code" and not is_answer_cell(c)
+            and not nbgrader_meta(c).get("grade")]
+
+
+def given_definitions(nb) -> str:
+    """The imports, functions and classes defined at top level by the given code cells.
+
+    IPython magics (``%matplotlib inline``) are dropped first; demo statements (plots, training
+    runs) are left out: they define no function a test could call.
+    """
+    out = []
+    for source in given_code_cells(nb):
+        code = "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+        tree = ast.parse(code)
+        out += [ast.get_source_segment(code, node) for node in tree.body
+                if isinstance(node, _DEFINITIONS)]
+    return "\n\n\n".join(out)
+
+
+def paste_before_every_test(nb, code: str):
+    """A copy of ``nb`` with a plain code cell holding ``code`` before each autograded test."""
+    out = nbformat.from_dict(nb)
+    cells = []
+    for cell in out.cells:
+        if is_autograded_test(cell):
+            cells.append(nbformat.v4.new_code_cell(code))
+        cells.append(cell)
+    out.cells = cells
+    return out
+
+
+PAIRS = [(earlier, [later for later in ASSIGNMENTS[k + 1:]])
+         for k, earlier in enumerate(ASSIGNMENTS[:-1])]
+
+
+def test_given_definitions_are_found():
+    """The extraction sees the given helpers (a notebook with given code gives something)."""
+    found = {a: given_definitions(nbformat.read(release_notebook(ROOT, a), as_version=4))
+             for a in ASSIGNMENTS}
+    assert any("def " in code or "class " in code for code in found.values()), found
+    for code in found.values():
+        ast.parse(code)
+
+
+@pytest.mark.parametrize("earlier,laters", PAIRS, ids=[p[0] for p in PAIRS])
+def test_later_given_code_earns_nothing_in_earlier_notebook(earlier, laters, tmp_path):
+    ensure_environment_on_path()
+    release = nbformat.read(release_notebook(ROOT, earlier), as_version=4)
+    (tmp_path / SOURCE_DIR).mkdir()
+    shutil.copytree(ROOT / SOURCE_DIR / earlier, tmp_path / SOURCE_DIR / earlier)
+    submissions = {"stub": release}
+    for later in laters:
+        given = given_definitions(nbformat.read(release_notebook(ROOT, later), as_version=4))
+        submissions[f"pasted-{later}"] = paste_before_every_test(release, given)
+    for student, nb in submissions.items():
+        write_submission(tmp_path, student, earlier, {earlier: nb})
+    results = {r.student: r for r in autograde(tmp_path, earlier, progress=False)}
+    assert all(r.success for r in results.values()), {s: r.error for s, r in results.items()}
+    stub = results["stub"].cells
+    assert stub and results["stub"].auto_score == 0, stub
+    for student, res in results.items():
+        earned = {cell: score for cell, (score, _) in res.cells.items() if score > stub[cell][0]}
+        assert not earned, (
+            f"the given code of {student.removeprefix('pasted-')}, pasted into {earlier}, "
+            f"earns points there: {earned}")
