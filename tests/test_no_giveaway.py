@@ -12,7 +12,8 @@ classes) go into a new cell right before *every* test cell of the earlier notebo
 whatever the earlier notebook's own stubs defined, the later notebook's definition is the one
 the test sees. The submissions are graded by nbgrader's autograde through the kit's helpers
 (:mod:`grader.autograde`), one throw-away course per earlier assignment: its untouched stubs
-and one submission per later notebook.
+and one submission per later notebook. A control proves that pasting reaches the tests: the
+first assignment's own reference answers, pasted the same way, earn points.
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ import nbformat
 import pytest
 
 from grader.autograde import autograde
-from grader.release import release_notebook
+from grader.release import release_notebook, source_notebook
 from grader.settings import SOURCE_DIR, ensure_environment_on_path
-from grader.submissions import is_answer_cell, is_autograded_test, nbgrader_meta, write_submission
+from grader.submissions import (
+    is_answer_cell,
+    is_autograded_test,
+    nbgrader_meta,
+    reference_answers,
+    write_submission,
+)
 
 from .conftest import ASSIGNMENTS, ROOT
 
@@ -46,8 +53,13 @@ def given_definitions(nb) -> str:
     IPython magics (``%matplotlib inline``) are dropped first; demo statements (plots, training
     runs) are left out: they define no function a test could call.
     """
+    return definitions(given_code_cells(nb))
+
+
+def definitions(sources: list[str]) -> str:
+    """The top-level imports, functions and classes of ``sources``, as one cell."""
     out = []
-    for source in given_code_cells(nb):
+    for source in sources:
         code = "\n".join(ln for ln in source.splitlines() if not ln.lstrip().startswith(("%", "!")))
         tree = ast.parse(code)
         out += [ast.get_source_segment(code, node) for node in tree.body
@@ -65,6 +77,14 @@ def paste_before_every_test(nb, code: str):
         cells.append(cell)
     out.cells = cells
     return out
+
+
+def _is_code(source: str) -> bool:
+    try:
+        ast.parse(source)
+    except SyntaxError:
+        return False  # a written answer
+    return True
 
 
 PAIRS = [(earlier, [later for later in ASSIGNMENTS[k + 1:]])
@@ -87,6 +107,12 @@ def test_later_given_code_earns_nothing_in_earlier_notebook(earlier, laters, tmp
     (tmp_path / SOURCE_DIR).mkdir()
     shutil.copytree(ROOT / SOURCE_DIR / earlier, tmp_path / SOURCE_DIR / earlier)
     submissions = {"stub": release}
+    if earlier == ASSIGNMENTS[0]:
+        # the control: the assignment's own reference answers, pasted the same way, must earn
+        # points (the pasted definitions do reach the tests)
+        answers = reference_answers(nbformat.read(source_notebook(ROOT, earlier), as_version=4))
+        code = definitions([a for a in answers.values() if _is_code(a)])
+        submissions["control"] = paste_before_every_test(release, code)
     for later in laters:
         given = given_definitions(nbformat.read(release_notebook(ROOT, later), as_version=4))
         submissions[f"pasted-{later}"] = paste_before_every_test(release, given)
@@ -96,6 +122,8 @@ def test_later_given_code_earns_nothing_in_earlier_notebook(earlier, laters, tmp
     assert all(r.success for r in results.values()), {s: r.error for s, r in results.items()}
     stub = results["stub"].cells
     assert stub and results["stub"].auto_score == 0, stub
+    if "control" in results:
+        assert results.pop("control").auto_score > 0, "pasted definitions do not reach the tests"
     for student, res in results.items():
         earned = {cell: score for cell, (score, _) in res.cells.items() if score > stub[cell][0]}
         assert not earned, (
