@@ -54,12 +54,41 @@ def make_api(root: str | Path):
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
+def generate_preserving_release(api, assignment: str) -> dict:
+    """nbgrader's generate_assignment (gradebook entry) with the release folder left byte-identical.
+
+    generate_assignment rewrites ``release/<assignment>`` (kernelspec, language_info); the
+    committed release is the instructor's file, so every file there is restored afterwards and
+    anything new is removed (issue 21).
+    """
+    cd = api.coursedir
+    release = Path(cd.format_path(cd.release_directory, ".", assignment))
+    before = (
+        {p: p.read_bytes() for p in release.rglob("*") if p.is_file()} if release.is_dir() else None
+    )
+    try:
+        return api.generate_assignment(assignment, force=True, create=True)
+    finally:
+        if before is not None:  # a release that did not exist is nbgrader's to create
+            for p in sorted(release.rglob("*"), reverse=True):
+                if p.is_file() and p not in before:
+                    p.unlink()
+                elif p.is_dir() and not any(p.iterdir()) and not any(
+                    q.is_relative_to(p) for q in before
+                ):
+                    p.rmdir()
+            for p, data in before.items():
+                p.parent.mkdir(parents=True, exist_ok=True)
+                if not p.is_file() or p.read_bytes() != data:
+                    p.write_bytes(data)
+
+
 def register_assignment(api, assignment: str) -> None:
     """Record ``assignment`` (its notebooks, grade cells, points) in the gradebook.
 
-    This runs nbgrader's generate_assignment, which also rewrites the release directory.
+    This runs nbgrader's generate_assignment; the release directory is restored byte-identical.
     """
-    result = api.generate_assignment(assignment, force=True, create=True)
+    result = generate_preserving_release(api, assignment)
     if not result["success"]:
         raise RuntimeError(f"generate_assignment {assignment} failed:\n{result.get('error', '')}")
 

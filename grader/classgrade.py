@@ -129,7 +129,9 @@ class ClassGrader:
         source = self.coursedir.format_path(self.coursedir.source_directory, ".", assignment)
         if not os.path.isdir(source):
             raise GradingError(f"assignment {assignment!r} has no source in {source}")
-        result = self.api.generate_assignment(assignment, force=True, create=True)
+        from .autograde import generate_preserving_release
+
+        result = generate_preserving_release(self.api, assignment)
         if not result["success"]:
             raise GradingError(f"nbgrader generate_assignment {assignment} failed")
         with self.gradebook() as gb:
