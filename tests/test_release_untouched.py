@@ -63,3 +63,22 @@ def test_class_grader_leaves_the_release_byte_identical(tmp_path):
     ClassGrader(tmp_path, workers=1, progress=False).ensure_assignment(A)
     assert rel.read_bytes() == before
     assert git(tmp_path, "status", "--porcelain", "--", "notebooks", "solutions") == ""
+
+
+def test_grade_at_a_cloned_course_root_leaves_git_clean(tmp_path):
+    """`python -m grader grade` (canaries, autograde, feedback, reports) at a clone of this repo."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path / "course"
+    subprocess.run(["git", "clone", "-q", str(repo), str(root)], check=True)
+    a = "01_linear_regression"
+    sub = root / "submitted" / "alice" / a
+    sub.mkdir(parents=True)
+    shutil.copy(root / "notebooks" / a / f"{a}.ipynb", sub)
+    run = subprocess.run([sys.executable, "-m", "grader", "grade", a, "--no-sandbox"], cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert "graded 1" in run.stdout + run.stderr, run.stdout + run.stderr
+    assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
