@@ -61,6 +61,16 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def unknown_assignments(course: str | Path, assignments: list[str]) -> str | None:
+    """"no assignment named X; known: ..." for a name with no ``solutions/<name>/``, or None."""
+    source = Path(course) / "solutions"
+    known = sorted(p.name for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
+    unknown = [a for a in assignments if a not in known]
+    if not unknown or not known:
+        return None
+    return f"no assignment named {', '.join(unknown)}; known: {', '.join(known)}"
+
+
 def nothing_to_grade(course: str | Path, assignments: list[str]) -> str | None:
     """Why there is nothing to grade under ``course`` (naming the folder searched), or None."""
     base = (Path(course) / "submitted").resolve()
@@ -82,7 +92,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     from grader.reports import export_grades_csv, grade_table
     from grader.sandbox import can_isolate
 
-    why = nothing_to_grade(args.course, args.assignments)
+    why = unknown_assignments(args.course, args.assignments) or nothing_to_grade(
+        args.course, args.assignments)
     if why:
         print(why, file=sys.stderr)
         return 2

@@ -82,3 +82,13 @@ def test_grade_at_a_cloned_course_root_leaves_git_clean(tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert "graded 1" in run.stdout + run.stderr, run.stdout + run.stderr
     assert git(root, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_unknown_assignment_names_the_known_ones(tmp_path):
+    import sys
+
+    make_course(tmp_path)
+    run = subprocess.run([sys.executable, "-m", "grader", "grade", "nope"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == f"no assignment named nope; known: {A}"
