@@ -61,6 +61,15 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def not_a_course(course: str | Path) -> str | None:
+    """Why ``course`` is not a course root (no nbgrader_config.py, no solutions/), or None."""
+    root = Path(course).resolve()
+    if (root / "nbgrader_config.py").is_file() or (root / "solutions").is_dir():
+        return None
+    return (f"{root} is not a course (no nbgrader_config.py or solutions/ there): run this at the "
+            "course root or pass --course PATH")
+
+
 def unknown_assignments(course: str | Path, assignments: list[str]) -> str | None:
     """"no assignment named X; known: ..." for a name with no ``solutions/<name>/``, or None."""
     source = Path(course) / "solutions"
@@ -92,8 +101,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     from grader.reports import export_grades_csv, grade_table
     from grader.sandbox import can_isolate
 
-    why = unknown_assignments(args.course, args.assignments) or nothing_to_grade(
-        args.course, args.assignments)
+    why = (not_a_course(args.course) or unknown_assignments(args.course, args.assignments)
+           or nothing_to_grade(args.course, args.assignments))
     if why:
         print(why, file=sys.stderr)
         return 2

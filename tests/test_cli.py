@@ -19,12 +19,14 @@ def test_common_options_before_or_after_the_command(argv, expected):
 
 
 def test_grade_without_submitted_folder_fails_naming_it(tmp_path, capsys):
+    (tmp_path / "nbgrader_config.py").write_text("")  # a course root
     assert main(["grade", "--course", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "nothing to grade" in err and str(tmp_path / "submitted") in err
 
 
 def test_grade_unknown_assignment_fails_naming_the_pattern(tmp_path, capsys):
+    (tmp_path / "nbgrader_config.py").write_text("")  # a course root
     (tmp_path / "submitted" / "ada" / "01_a").mkdir(parents=True)
     assert main(["grade", "02_b", "--course", str(tmp_path)]) == 2
     assert str(tmp_path / "submitted" / "*" / "02_b") in capsys.readouterr().err

@@ -92,3 +92,13 @@ def test_unknown_assignment_names_the_known_ones(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1] == f"no assignment named nope; known: {A}"
+
+
+def test_outside_a_course_says_so_and_names_course_option(tmp_path):
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "grader", "grade"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    last = run.stderr.strip().splitlines()[-1]
+    assert "is not a course" in last and "--course" in last
