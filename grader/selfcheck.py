@@ -217,6 +217,14 @@ def main(argv: list[str] | None = None) -> int:
                      "01_linear_regression.ipynb")
     ok = True
     for path in args.notebooks:
+        try:
+            import nbformat
+
+            nbformat.read(path, as_version=4)
+        except Exception as exc:  # missing, unreadable or not a notebook: one line, exit 2
+            print(f"dlcheck: cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0],
+                  file=sys.stderr)
+            return 2
         results = check(path, args.timeout)
         print(report(str(path), results))
         ok &= bool(results) and all(r.passed for r in results)

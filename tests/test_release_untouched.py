@@ -102,3 +102,15 @@ def test_outside_a_course_says_so_and_names_course_option(tmp_path):
     assert run.returncode == 2
     last = run.stderr.strip().splitlines()[-1]
     assert "is not a course" in last and "--course" in last
+
+
+def test_dlcheck_on_missing_or_corrupt_file_prints_one_line_and_exits_2(tmp_path):
+    import sys
+
+    (tmp_path / "bad.ipynb").write_text("{bad")
+    for name in ("missing.ipynb", "bad.ipynb"):
+        run = subprocess.run([sys.executable, "-c", "import sys; from grader.selfcheck import main;"
+                              f" sys.exit(main(['{name}']))"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120)
+        assert run.returncode == 2, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
