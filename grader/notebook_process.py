@@ -127,7 +127,8 @@ def _run(job: dict, emit, uid: int) -> None:
 
     limits = Limits(**job["limits"])
     info = sandbox.enter(job["workdir"], job["root"], limits, uid, enabled=job["sandbox"],
-                         protect=job["protect"], cgroups=job.get("cgroups", []))
+                         protect=job["protect"], cgroups=job.get("cgroups", []),
+                         mode=job.get("mode", sandbox.ROOT))
     emit({"sandbox": info})
     shell = sh.get_shell()
     signal.signal(signal.SIGALRM, sh.on_alarm(limits))
@@ -142,7 +143,8 @@ def _run(job: dict, emit, uid: int) -> None:
         started = time.perf_counter()
         raised = run_cell(shell, source, outputs, limits)
         emit({"index": index, "raised": raised, "execution_count": shell.execution_count - 1,
-              "outputs": outputs, "seconds": time.perf_counter() - started})
+              "outputs": outputs, "seconds": time.perf_counter() - started,
+              "job_full": info["isolated"] and sandbox.job_full(limits)})
     emit({"done": True})
 
 
@@ -191,7 +193,7 @@ def main(job_fd: int, out_fd: int) -> None:
             for d in job.get("cgroups", []):
                 with open(os.path.join(d, "cgroup.procs"), "w") as fh:
                     fh.write(str(os.getpid()))
-            sandbox.unshare_for_notebook()
+            sandbox.unshare_for_notebook(job.get("mode", sandbox.ROOT), uid)
             pid = os.fork()
             if pid == 0:  # PID 1 of the new namespace: reaps, and takes everything down
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
