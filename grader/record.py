@@ -121,6 +121,10 @@ def _commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
     if grader.sandbox and any(r.get("sandbox", {}).get("isolated") is not True
                               for r in results.values()):
         flags.append("UNSANDBOXED: student code ran without isolation")
+    for nb_id, r in results.items():
+        if r.get("job_full"):
+            mb = r.get("sandbox", {}).get("job_mb", "its")
+            flags.append(f"{nb_id}: DISK FULL: the notebook filled its job folder ({mb} MB limit)")
     cd = grader.coursedir
     timestamp = cd.get_existing_timestamp(
         str(grader.path(cd.submitted_directory, prep.student, prep.assignment)))

@@ -125,6 +125,10 @@ except OSError as exc:
 _probed: tuple[str, dict[str, str]] | None = None
 
 
+class Refused(RuntimeError):
+    """Nothing here can isolate student code and the instructor did not accept the risk."""
+
+
 def _try(mode: str) -> str | None:
     """Why ``mode`` cannot isolate here (None: it can), from a child that tries it."""
     try:
