@@ -111,9 +111,13 @@ try:
         flags |= (f & 8) | (f & 1024) | (f & 2048) | ((1 << 21) if f & 4096 else 0)
         chk(libc.mount(None, b"/tmp/usr", None, flags, None), "read-only bind mount")
         if mode == "root":
-            os.setgroups([])
-            os.setgid(inner)
-            os.setuid(inner)
+            try:
+                os.setgroups([])
+                os.setgid(inner)
+                os.setuid(inner)
+            except OSError as exc:
+                print(f"switch to uid {inner}: {exc.strerror}", flush=True)
+                os._exit(1)
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
