@@ -45,7 +45,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     try:
         results = run(args.root, args.out, progress=not args.no_progress,
-                      sandbox=not args.unsandboxed)
+                      sandbox=not args.unsandboxed, assignments=args.assignments or None)
     except Refused as exc:
         print(exc, file=sys.stderr)
         return 3
@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo_class", help="demo course directory to (re)create")
     p.add_argument("--unsandboxed", action="store_true",
                    help="run where nothing isolates student code (flagged UNSANDBOXED)")
+    p.add_argument("--assignments", nargs="+", default=None,
+                   help="only these assignments (default: all)")
     p.set_defaults(func=_cmd_demo)
 
     p = command("mutants", help="grade solution, stubs and known-bug mutants")

@@ -74,8 +74,10 @@ def student_answers(root: Path, assignment: str) -> dict[str, dict[str, str] | N
     }
 
 
-def build_class(root: str | Path, out: str | Path) -> Path:
-    """Create the demo course directory ``out`` (replacing it) with every submission."""
+def build_class(root: str | Path, out: str | Path,
+                assignments: list[str] | None = None) -> Path:
+    """Create the demo course directory ``out`` (replacing it) with every submission (of
+    ``assignments``, default all)."""
     root, out = Path(root).resolve(), Path(out).resolve()
     if out == root or out in root.parents:
         raise ValueError(f"refusing to use {out} as the demo directory: it holds the course")
@@ -89,7 +91,7 @@ def build_class(root: str | Path, out: str | Path) -> Path:
     out.mkdir(parents=True)
     (out / ".dlkit-demo").write_text("made by `python -m grader demo`; safe to delete\n")
     write_course_config(out)
-    for assignment in available_assignments(root):
+    for assignment in assignments or available_assignments(root):
         shutil.copytree(root / SOURCE_DIR / assignment, out / SOURCE_DIR / assignment)
         release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
         for student, answers in student_answers(root, assignment).items():
@@ -99,7 +101,7 @@ def build_class(root: str | Path, out: str | Path) -> Path:
 
 
 def run(root: str | Path, out: str | Path, *, progress: bool = True,
-        sandbox: bool = True) -> list[Outcome]:
+        sandbox: bool = True, assignments: list[str] | None = None) -> list[Outcome]:
     """Build, grade (``dlgrader grade``'s engine), give feedback and export; print the table.
 
     Raises :class:`grader.sandbox.Refused` where nothing isolates and ``sandbox`` is True."""
@@ -108,8 +110,8 @@ def run(root: str | Path, out: str | Path, *, progress: bool = True,
     if sandbox and not can_isolate():
         raise Refused(refusal())
     start = time.perf_counter()
-    course = build_class(root, out)
-    assignments = available_assignments(root)
+    course = build_class(root, out, assignments)
+    assignments = assignments or available_assignments(root)
     grader = ClassGrader(course, progress=progress, sandbox=sandbox)
     mode = describe(grader.limits) if sandbox else "UNSANDBOXED (--unsandboxed)"
     print(f"sandbox: {mode}", flush=True)
