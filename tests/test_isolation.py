@@ -106,6 +106,26 @@ def test_the_job_folder_is_a_bounded_tmpfs():
     assert res.job_full and res.sandbox["job_mb"] == 32
 
 
+@pytest.mark.skipif(not can_isolate(), reason="nothing isolates here")
+def test_dask_workers_isolate_the_same_way():
+    """A Dask worker runs jobs through the same executor: same probe, same mode, and it
+    refuses (a machinery failure, never an unsandboxed run) where it cannot isolate."""
+    from distributed import Client, LocalCluster
+
+    from grader import sandbox
+    from grader.executor import execute_job
+
+    job = Job("t", {0: f"import os\nprint(os.getcwd(), os.path.exists({str(ROOT)!r}))"},
+              limits=Limits(notebook_timeout=60), judge=True)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        res = client.submit(execute_job, job, pure=False).result(timeout=300)
+    assert res["status"] == "ok", res["detail"]
+    assert res["sandbox"]["isolated"] is True and res["sandbox"]["mode"] == sandbox.mode()
+    text = "".join(o.get("text", "") for o in res["cells"][0]["outputs"])
+    assert text.strip() == "/job False", text
+
+
 # ----------------------------------------------------------------------------- as a user
 
 
@@ -177,7 +197,10 @@ def user_clone():
 @as_root
 def test_as_an_ordinary_user_the_fail_closed_tests_and_exploits_hold(user_clone):
     res = _run_as(USER, ".venv/bin/python -m pytest -q -p no:cacheprovider -x "
-                  "tests/test_failclosed.py tests/test_exploits.py", cwd=str(user_clone))
+                  "tests/test_failclosed.py tests/test_exploits.py "
+                  "tests/test_isolation.py::test_dask_workers_isolate_the_same_way "
+                  "tests/test_isolation.py::test_the_job_folder_is_a_bounded_tmpfs",
+                  cwd=str(user_clone))
     tail = res.stdout[-4000:] + res.stderr[-2000:]
     assert res.returncode == 0, tail
     assert " passed" in res.stdout and "failed" not in res.stdout.splitlines()[-1], tail
