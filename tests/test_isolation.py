@@ -115,7 +115,9 @@ def test_dask_workers_isolate_the_same_way():
     from grader import sandbox
     from grader.executor import execute_job
 
-    job = Job("t", {0: f"import os\nprint(os.getcwd(), os.path.exists({str(ROOT)!r}))"},
+    secret, git = str(ROOT / "solutions"), str(ROOT / ".git")
+    job = Job("t", {0: f"import os\nprint(os.getcwd(), os.path.exists({secret!r}), "
+                       f"os.path.exists({git!r}))"},
               limits=Limits(notebook_timeout=60), judge=True)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
@@ -123,7 +125,7 @@ def test_dask_workers_isolate_the_same_way():
     assert res["status"] == "ok", res["detail"]
     assert res["sandbox"]["isolated"] is True and res["sandbox"]["mode"] == sandbox.mode()
     text = "".join(o.get("text", "") for o in res["cells"][0]["outputs"])
-    assert text.strip() == "/job False", text
+    assert text.strip() == "/job False False", text
 
 
 # ----------------------------------------------------------------------------- as a user
