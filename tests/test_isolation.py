@@ -139,7 +139,8 @@ def _run_as(user: str, cmd: str, cwd: str, timeout: int = 1500) -> subprocess.Co
                 "PIP_DEFAULT_TIMEOUT", "PIP_DISABLE_PIP_VERSION_CHECK"):
         if key in os.environ:
             env[key] = os.environ[key]
-    return subprocess.run(["runuser", "-u", user, "--", "sh", "-c", cmd], cwd=cwd, env=env,
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    return subprocess.run([runuser, "-u", user, "--", "sh", "-c", cmd], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
