@@ -159,6 +159,7 @@ def _init(job: dict, emit, uid: int) -> int:
             emit({"machinery": f"{type(exc).__name__}: {sh.safe_str(exc)}"})
             os._exit(70)
         os._exit(0)
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: it keeps its capabilities
     while True:
         try:
             done, status = os.waitpid(-1, 0)
