@@ -87,6 +87,19 @@ ATTACKS = {
         "time.sleep(2.5)\nos.set_blocking(_r, False)\n"
         "try:\n    _n = len(os.read(_r, 10))\nexcept BlockingIOError:\n    _n = 0\n"
         "_found = {'held_at_once': _n}\n" + REPORT + GOOD["double"])),
+    "escape": ("solution", (
+        "import ctypes, os\n_libc = ctypes.CDLL(None, use_errno=True)\n_found = {}\n"
+        "_found['new_userns'] = _libc.unshare(0x10000000) == 0\n"
+        "_found['mount'] = _libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) == 0\n"
+        "_found['ptrace_pid1'] = _libc.ptrace(16, 1, None, None) == 0\n"
+        "try:\n    os.listdir('/proc/1/root'); _found['pid1_root'] = True\n"
+        "except OSError:\n    _found['pid1_root'] = False\n"
+        "try:\n    os.mkdir('/tmp/x'); os.chroot('/tmp/x'); os.chdir('../../../..')\n"
+        "    os.chroot('.'); _found['chroot_escape'] = os.path.exists('/work') or "
+        "os.path.exists('/root/.pyenv')\n"
+        "except OSError:\n    _found['chroot_escape'] = False\n"
+        "_found['pids'] = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        + REPORT + GOOD["double"])),
     "disk_filler": ("solution", (
         "for _i in range(5):\n    try:\n"
         "        open(f'fill{_i}', 'wb').write(b'x' * (20 << 20))\n"
@@ -226,6 +239,14 @@ def test_no_process_outlives_its_notebook(attacked):
 def test_memory_is_limited_for_the_whole_tree(attacked):
     found = _report(attacked["course"], "tree_memory")
     assert found["held_at_once"] < 3, found  # 3 x 450 MB never fit in a 1024 MB tree
+
+
+@root_only
+def test_student_cannot_escape_nor_see_the_judge_or_grader(attacked):
+    found = _report(attacked["course"], "escape")
+    pids = found.pop("pids")
+    assert not any(found.values()), found  # no namespace, mount, ptrace, PID 1's root, chroot
+    assert max(pids) < 20, pids  # its own PID namespace: only its own few processes
 
 
 @root_only
