@@ -3,7 +3,9 @@
 For each job the worker asks its zygote (:mod:`grader.zygote`, a pristine fork server) for a
 process, hands it the job through a pipe, and reads one JSON line per finished cell from
 another pipe — parsed, never unpickled, with a deadline on every wait and a limit on every byte
-count. The process tree is limited as a whole (a cgroup) and killed as a whole at the end.
+count. The process tree is limited as a whole (a cgroup, as root) and killed as a whole at the
+end. A worker that cannot isolate (:func:`grader.sandbox.probe`) runs no sandboxed job: each
+fails as a machinery failure naming what was refused, on the local pool and on Dask alike.
 
 Before its first job of an assignment the worker also runs that assignment's **canaries** (the
 untouched release notebook and the reference solution) through the same path and attaches what

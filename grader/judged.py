@@ -4,7 +4,8 @@ The zygote's child reads the job's *configuration* (no cell in it), joins the no
 and forks the **student process** (sandboxed as in :mod:`grader.notebook_process`: its own
 namespaces and uid, the allow-list root). Only then does it read the cells, so the student's
 memory never held a hidden test. It becomes the **judge**: it drops to a uid of its own (no
-network, no root), and walks the notebook in order:
+network, no root; without root: a user namespace of its own, every capability dropped,
+non-dumpable, outside the student's PID namespace), and walks the notebook in order:
 
 * an ordinary cell is sent to the student process, which runs it and answers with its outputs
   (parsed as bounded JSON and relayed to the worker: prints and plots land in the notebook);

@@ -5,9 +5,10 @@ Its life, in order (:func:`main`):
 1. inherit nothing: a new session, every descriptor closed but the two it was handed (the job
    to read, the results pipe to write), standard input and output on ``/dev/null``;
 2. read its job (JSON) from the job pipe;
-3. with root: join its cgroup, unshare PID/mount/network/IPC namespaces and fork the process
-   that will be PID 1 there (everything it starts dies with it), which builds the allow-list
-   root and drops to its own uid (:mod:`grader.sandbox`);
+3. sandboxed: as root, join its cgroup, unshare PID/mount/network/IPC namespaces and fork the
+   process that will be PID 1 there (everything it starts dies with it), which builds the
+   allow-list root and drops to its own uid; without root, the same inside a user namespace of
+   its own, dropping every capability instead of switching uid (:mod:`grader.sandbox`);
 4. prove the sandbox works (:func:`probe`): it can read the Python installation, import a
    module nobody imported yet, and report an exception — else it reports a *machinery* failure;
 5. run the code cells in the IPython shell of :mod:`grader.shell` and stream one JSON line per
