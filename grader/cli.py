@@ -223,8 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.sandbox import Refused
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Refused as exc:  # any command that grades (mutants too): refused, said plainly
+        print(exc, file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":
