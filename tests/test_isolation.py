@@ -107,6 +107,36 @@ def test_the_job_folder_is_a_bounded_tmpfs():
 
 
 @pytest.mark.skipif(not can_isolate(), reason="nothing isolates here")
+def test_process_limit_lets_threads_run_and_stops_a_fork_bomb():
+    """Without a cgroup RLIMIT_NPROC is the process limit; it counts per (user namespace, uid),
+    so the notebook's own user namespace bounds its own processes only."""
+    cells = {0: "import subprocess, threading, time\n"
+                "ts = [threading.Thread(target=time.sleep, args=(0.3,)) for _ in range(16)]\n"
+                "[t.start() for t in ts]; [t.join() for t in ts]\n"
+                "print('ok', [subprocess.run(['true']).returncode for _ in range(4)])",
+             1: "import os, time\nn = 0\ntry:\n    while n < 5000:\n"
+                "        if os.fork() == 0:\n            time.sleep(30); os._exit(0)\n"
+                "        n += 1\nexcept OSError as e:\n    print('stopped', n, e.errno)",
+             2: "print('alive')"}
+    res = run_notebook(Job("t", cells, limits=Limits(notebook_timeout=90, max_processes=64),
+                           judge=True))
+    assert res.status == "ok", res.detail
+    text = [("".join(o.get("text", "") for o in res.cells[i]["outputs"])) for i in range(3)]
+    assert text[0].strip() == "ok [0, 0, 0, 0]", text
+    assert text[1].startswith("stopped") and int(text[1].split()[1]) < 64, text
+    assert text[2].strip() == "alive", text
+
+
+def test_a_worker_that_cannot_isolate_runs_nothing(monkeypatch):
+    from grader import sandbox
+
+    monkeypatch.setattr(sandbox, "_probed", (sandbox.NONE, {"userns": "refused (test)"}))
+    res = run_notebook(Job("t", {0: "open('/tmp/ran-unsandboxed', 'w')"}))
+    assert res.status == "machinery" and "cannot isolate" in res.detail, res.detail
+    assert "refused (test)" in res.detail and not res.cells
+
+
+@pytest.mark.skipif(not can_isolate(), reason="nothing isolates here")
 def test_dask_workers_isolate_the_same_way():
     """A Dask worker runs jobs through the same executor: same probe, same mode, and it
     refuses (a machinery failure, never an unsandboxed run) where it cannot isolate."""
@@ -202,7 +232,8 @@ def test_as_an_ordinary_user_the_fail_closed_tests_and_exploits_hold(user_clone)
     res = _run_as(USER, ".venv/bin/python -m pytest -q -rs -p no:cacheprovider -x "
                   "tests/test_failclosed.py tests/test_exploits.py "
                   "tests/test_isolation.py::test_dask_workers_isolate_the_same_way "
-                  "tests/test_isolation.py::test_the_job_folder_is_a_bounded_tmpfs",
+                  "tests/test_isolation.py::test_the_job_folder_is_a_bounded_tmpfs "
+                  "tests/test_isolation.py::test_process_limit_lets_threads_run_and_stops_a_fork_bomb",
                   cwd=str(user_clone))
     tail = res.stdout[-4000:] + res.stderr[-2000:]
     assert res.returncode == 0, tail
