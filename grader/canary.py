@@ -11,12 +11,18 @@ Each worker runs them before its first job of the assignment and attaches what t
 to every result it returns (:func:`grader.executor.execute_job`); the coordinator calls
 :meth:`Canaries.check` on that before it commits anything the worker produced. A grader that
 would give untouched stubs points, or the solution less than full marks, grades nobody.
+
+When grading sandboxed, a third canary, the **isolation probe**, runs in the same place a
+student's code does and tries to read the course root, its solutions, ``.git`` and the
+gradebook: if it reads any of them (or does not report), nothing the worker graded is recorded.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -24,6 +30,20 @@ import nbformat
 from grader.intake import source_files
 
 STUB, SOLUTION = "stub", "solution"
+ISOLATION_TAG = "DLGRADER-ISOLATION"
+ISOLATION_PROBE = """import json as _json, os as _os
+_seen = {}
+for _p in %r:
+    try:
+        if _os.path.isdir(_p):
+            _os.listdir(_p)
+        else:
+            open(_p, 'rb').close()
+        _seen[_p] = True
+    except OSError:
+        _seen[_p] = False
+print(%r, _json.dumps(_seen))
+"""
 
 
 class CanaryFailure(Exception):
@@ -61,8 +81,55 @@ class Canaries:
             cd = self.grader.coursedir
             source = Path(cd.format_path(cd.source_directory, ".", assignment))
             self._files[assignment] = source_files(source, list(cd.ignore))
-        return [self.grader.make_job(key, nb, files=self._files[assignment])
+        jobs = [self.grader.make_job(key, nb, files=self._files[assignment])
                 for key, (_, _, nb, _) in self._prepare(assignment).items()]
+        if self.grader.sandbox:
+            jobs.append(self._isolation_job())
+        return jobs
+
+    def secrets(self) -> list[str]:
+        """What the isolation probe must fail to read: the course, its solutions, ``.git``,
+        the gradebook (and every folder the grader protects)."""
+        g = self.grader
+        cd = g.coursedir
+        paths = set(g.protect_paths())
+        if cd.db_url.startswith("sqlite:///"):
+            paths.add(os.path.realpath(cd.db_url[len("sqlite:///"):]))
+        for extra in (g.course / ".git", g.course / "gradebook.db"):
+            if extra.exists():
+                paths.add(str(extra))
+        return sorted(paths)
+
+    def _isolation_job(self):
+        import nbformat.v4 as v4
+
+        src = ISOLATION_PROBE % (self.secrets(), ISOLATION_TAG)
+        key = f"canary/isolation/{hashlib.sha256(src.encode()).hexdigest()[:16]}"
+        return self.grader.make_job(key, v4.new_notebook(cells=[v4.new_code_cell(src)]), {})
+
+    def _isolation_problems(self, results: dict[str, dict]) -> list[str]:
+        job = self._isolation_job()
+        result = results.get(job.key)
+        if result is None:
+            return ["isolation probe: the worker did not run it"]
+        if result["status"] != "ok":
+            return [f"isolation probe: {result['status']}: {result['detail']}"]
+        cell = result["cells"].get(0) or result["cells"].get("0") or {}
+        text = "".join(o.get("text", "") for o in cell.get("outputs", [])
+                       if o.get("output_type") == "stream")
+        line = next((ln for ln in text.splitlines() if ln.startswith(ISOLATION_TAG + " ")),
+                    None)
+        try:
+            seen = json.loads(line.split(" ", 1)[1]) if line else None
+        except ValueError:
+            seen = None
+        if cell.get("raised", True) or not isinstance(seen, dict) or \
+                set(seen) != set(self.secrets()):
+            return ["isolation probe: it did not report what it could read"]
+        readable = sorted(p for p, ok in seen.items() if ok is not False)
+        if readable:
+            return ["isolation probe: student code could read " + ", ".join(readable)]
+        return []
 
     def check(self, worker: str, assignment: str, results: dict[str, dict]) -> None:
         """Raise :class:`CanaryFailure` unless ``worker``'s canaries for ``assignment`` hold."""
@@ -91,6 +158,8 @@ class Canaries:
                     problems.append(
                         f"{nb_id} {kind}: cell {cell_id} scored {score:g}/{max_score:g}, "
                         f"must score {want:g}" + _why(nb, cell_id, result))
+        if self.grader.sandbox:
+            problems += self._isolation_problems(results)
         return problems
 
     def scores(self, nb, res, result: dict) -> dict[str, tuple[float, float]]:

@@ -209,8 +209,13 @@ class ClassGrader:
         Preparing, executing and committing overlap. Raises nothing for a student's doing;
         a canary failure stops the run and every submission not yet graded is reported failed.
         """
+        from grader.backends import DaskBackend
         from grader.run import Run
+        from grader.sandbox import Refused, can_isolate, refusal
 
+        if self.sandbox and not isinstance(self.backend, DaskBackend) and not can_isolate():
+            self.backend.close()
+            raise Refused(refusal())  # (Dask workers each refuse for themselves)
         assignments = assignments or self.assignments()
         run = Run(self, assignments)
         try:
@@ -223,8 +228,9 @@ class ClassGrader:
         return sorted(run.outcomes, key=lambda o: (o.assignment, o.student))
 
 
-def summary(outcomes: list[Outcome], seconds: float) -> str:
-    """The closing report: counts, then every problem with its reason, then every flag."""
+def summary(outcomes: list[Outcome], seconds: float, sandbox: str | None = None) -> str:
+    """The closing report: counts, then every problem with its reason, then every flag;
+    ``sandbox``: how student code was isolated and limited (a line of its own)."""
     by = {}
     for o in outcomes:
         by.setdefault(o.status, []).append(o)
@@ -239,4 +245,6 @@ def summary(outcomes: list[Outcome], seconds: float) -> str:
     for o in outcomes:
         for flag in o.flags:
             lines.append(f"  flagged {o.student}/{o.assignment}: {flag}")
+    if sandbox:
+        lines.append(f"  sandbox: {sandbox}")
     return "\n".join(lines)

@@ -41,8 +41,14 @@ def _cmd_student_kit(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from grader.demo import run
+    from grader.sandbox import Refused
 
-    results = run(args.root, args.out, progress=not args.no_progress)
+    try:
+        results = run(args.root, args.out, progress=not args.no_progress,
+                      sandbox=not args.unsandboxed, assignments=args.assignments or None)
+    except Refused as exc:
+        print(exc, file=sys.stderr)
+        return 3
     return 0 if all(r.success for r in results) else 1
 
 
@@ -99,7 +105,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     from grader.classreport import write_class_report
     from grader.executor import Limits
     from grader.reports import export_grades_csv, grade_table
-    from grader.sandbox import can_isolate
+    from grader.sandbox import Refused, can_isolate, describe
 
     why = (not_a_course(args.course) or unknown_assignments(args.course, args.assignments)
            or nothing_to_grade(args.course, args.assignments))
@@ -108,19 +114,31 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         return 2
     limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                     memory_mb=args.memory_mb)
-    if not args.no_sandbox and not can_isolate() and args.scheduler is None:
-        print("WARNING: UNSANDBOXED — student code runs with your rights (no root here for "
-              "namespaces); resource limits still apply", file=sys.stderr)
+    if args.scheduler is not None:
+        mode = "on the Dask workers (each refuses to run student code it cannot isolate)"
+    elif args.unsandboxed:
+        mode = "UNSANDBOXED (--unsandboxed): student code runs with your rights"
+        print("WARNING: UNSANDBOXED — you passed --unsandboxed: student code runs with your "
+              "rights and can read what you can; resource limits still apply", file=sys.stderr)
+    elif can_isolate():
+        mode = describe(limits)
+    else:
+        mode = None  # ClassGrader.grade refuses
     start = time.perf_counter()
     grader = ClassGrader(args.course, workers=args.workers, scheduler=args.scheduler,
-                         limits=limits, sandbox=not args.no_sandbox, force=args.force,
+                         limits=limits, sandbox=not args.unsandboxed, force=args.force,
                          progress=not args.no_progress)
-    print(f"grading with {grader.backend.describe()}", file=sys.stderr)
-    outcomes = grader.grade(args.assignments or None)
+    try:
+        if mode:
+            print(f"grading with {grader.backend.describe()}; {mode}", file=sys.stderr)
+        outcomes = grader.grade(args.assignments or None)
+    except Refused as exc:
+        print(exc, file=sys.stderr)
+        return 3
     seconds = time.perf_counter() - start
     expected = sorted(set(args.assignments) | {o.assignment for o in outcomes})
     print(grade_table(outcomes, expected))
-    print(summary(outcomes, seconds))
+    print(summary(outcomes, seconds, sandbox=mode))
     csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
     print(f"grades CSV: {csv}")
     report_start = time.perf_counter()
@@ -185,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("demo", help="grade the built-in demo class end to end")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--out", default="demo_class", help="demo course directory to (re)create")
+    p.add_argument("--unsandboxed", action="store_true",
+                   help="run where nothing isolates student code (flagged UNSANDBOXED)")
+    p.add_argument("--assignments", nargs="+", default=None,
+                   help="only these assignments (default: all)")
     p.set_defaults(func=_cmd_demo)
 
     p = command("mutants", help="grade solution, stubs and known-bug mutants")
@@ -203,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=float, default=300.0, help="seconds per notebook")
     p.add_argument("--memory-mb", type=int, default=4096, help="memory per notebook process")
-    p.add_argument("--no-sandbox", action="store_true", help="run student code unisolated")
+    p.add_argument("--unsandboxed", "--no-sandbox", dest="unsandboxed", action="store_true",
+                   help="accept the risk: run student code with your rights where nothing "
+                        "isolates it (every grade is flagged UNSANDBOXED)")
     p.set_defaults(func=_cmd_grade)
 
     p = command("report", help="write the class report (HTML + JSON) from the gradebook")
@@ -219,8 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.sandbox import Refused
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except Refused as exc:  # any command that grades (mutants too): refused, said plainly
+        print(exc, file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

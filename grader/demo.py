@@ -12,7 +12,8 @@ eve       complete, but every function prints to stderr and raises a warning
 
 ``python -m grader demo`` builds the class in a fresh nbgrader course directory (default
 ``demo_class/``), grades it with the kit's class grader into nbgrader's gradebook (the same
-engine as ``python -m grader grade``: parallel, limited, sandboxed when run as root), writes
+engine as ``python -m grader grade``: parallel, limited, sandboxed as root or with user
+namespaces, refusing where nothing isolates unless ``--unsandboxed``), writes
 the feedback HTML with nbgrader (hidden tests stripped) and the grades CSV, and prints the
 grade table. ``tests/test_demo.py`` grades the same class with nbgrader's own autograde and
 checks that every cell gets the same score.
@@ -73,8 +74,10 @@ def student_answers(root: Path, assignment: str) -> dict[str, dict[str, str] | N
     }
 
 
-def build_class(root: str | Path, out: str | Path) -> Path:
-    """Create the demo course directory ``out`` (replacing it) with every submission."""
+def build_class(root: str | Path, out: str | Path,
+                assignments: list[str] | None = None) -> Path:
+    """Create the demo course directory ``out`` (replacing it) with every submission (of
+    ``assignments``, default all)."""
     root, out = Path(root).resolve(), Path(out).resolve()
     if out == root or out in root.parents:
         raise ValueError(f"refusing to use {out} as the demo directory: it holds the course")
@@ -88,7 +91,7 @@ def build_class(root: str | Path, out: str | Path) -> Path:
     out.mkdir(parents=True)
     (out / ".dlkit-demo").write_text("made by `python -m grader demo`; safe to delete\n")
     write_course_config(out)
-    for assignment in available_assignments(root):
+    for assignment in assignments or available_assignments(root):
         shutil.copytree(root / SOURCE_DIR / assignment, out / SOURCE_DIR / assignment)
         release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
         for student, answers in student_answers(root, assignment).items():
@@ -97,12 +100,22 @@ def build_class(root: str | Path, out: str | Path) -> Path:
     return out
 
 
-def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[Outcome]:
-    """Build, grade (``dlgrader grade``'s engine), give feedback and export; print the table."""
+def run(root: str | Path, out: str | Path, *, progress: bool = True,
+        sandbox: bool = True, assignments: list[str] | None = None) -> list[Outcome]:
+    """Build, grade (``dlgrader grade``'s engine), give feedback and export; print the table.
+
+    Raises :class:`grader.sandbox.Refused` where nothing isolates and ``sandbox`` is True."""
+    from grader.sandbox import Refused, can_isolate, describe, refusal
+
+    if sandbox and not can_isolate():
+        raise Refused(refusal())
     start = time.perf_counter()
-    course = build_class(root, out)
-    assignments = available_assignments(root)
-    results = ClassGrader(course, progress=progress).grade(assignments)
+    course = build_class(root, out, assignments)
+    assignments = assignments or available_assignments(root)
+    grader = ClassGrader(course, progress=progress, sandbox=sandbox)
+    mode = describe(grader.limits) if sandbox else "UNSANDBOXED (--unsandboxed)"
+    print(f"sandbox: {mode}", flush=True)
+    results = grader.grade(assignments)
     failed = [r for r in results if not r.success]
     write_class_feedback(course, assignments)
     csv = export_grades_csv(course, course / "grades.csv")
@@ -115,6 +128,7 @@ def run(root: str | Path, out: str | Path, *, progress: bool = True) -> list[Out
     print(f"feedback HTML: {course / 'feedback'}/<student>/<assignment>/")
     print(f"class report:  {report}")
     print(f"graded {len(results)} notebooks in {time.perf_counter() - start:.1f} s")
+    print(f"sandbox: {mode}")
     for r in failed:
         print(f"ERROR grading {r.student}/{r.assignment}: {r.error}")
     return results

@@ -3,7 +3,9 @@
 For each job the worker asks its zygote (:mod:`grader.zygote`, a pristine fork server) for a
 process, hands it the job through a pipe, and reads one JSON line per finished cell from
 another pipe — parsed, never unpickled, with a deadline on every wait and a limit on every byte
-count. The process tree is limited as a whole (a cgroup) and killed as a whole at the end.
+count. The process tree is limited as a whole (a cgroup, as root) and killed as a whole at the
+end. A worker that cannot isolate (:func:`grader.sandbox.probe`) runs no sandboxed job: each
+fails as a machinery failure naming what was refused, on the local pool and on Dask alike.
 
 Before its first job of an assignment the worker also runs that assignment's **canaries** (the
 untouched release notebook and the reference solution) through the same path and attaches what
@@ -43,6 +45,7 @@ class Limits:
     max_rich_chars: int = 5_000_000  # figures, HTML, results: all of a cell's rich output
     max_file_mb: int = 200  # largest file the notebook may write
     tmp_mb: int = 256  # each of /tmp, /dev/shm and home (memory-backed, gone afterwards)
+    job_mb: int = 512  # the job folder /job: its files and what the notebook writes there
     max_result_mb: int = 64  # everything the process may send back
 
 
@@ -54,7 +57,7 @@ class Job:
     cells: dict[int, str]  # cell index -> source of a code cell
     files: dict[str, bytes] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
-    sandbox: bool = True
+    sandbox: bool = True  # required: a machine that cannot isolate runs nothing
     protect: list[str] = field(default_factory=list)  # paths never exposed (the course)
     canaries: list[Job] = field(default_factory=list)  # run once per worker, results attached
     tests: list[int] = field(default_factory=list)  # graded test cells: run by the judge
@@ -85,6 +88,7 @@ class ExecResult:
     worker: str = ""
     canaries: dict[str, dict] = field(default_factory=dict)
     ended: dict = field(default_factory=dict)  # how the notebook's process ended, if known
+    job_full: bool = False  # the notebook filled its job folder (Limits.job_mb)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,6 +115,8 @@ def _absorb(result: ExecResult, msg: dict) -> bool:
     elif "start" in msg:
         result.running = int(msg["start"])
     elif "index" in msg:
+        if msg.get("job_full") is True:
+            result.job_full = True
         outputs = msg["outputs"]
         if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
             raise ValueError("outputs are not a list of objects")
@@ -135,9 +141,10 @@ def _absorb(result: ExecResult, msg: dict) -> bool:
 
 
 def _job_spec(job: Job, workdir: str, roots: tuple[str, str], uid: int, cgroups: list[str],
-              isolate: bool) -> bytes:
+              isolate: bool, mode: str = sandbox.ROOT) -> bytes:
     """Two JSON lines: the configuration (no cell in it), then the cells."""
-    config = {"limits": asdict(job.limits), "sandbox": isolate, "protect": job.protect,
+    config = {"limits": asdict(job.limits), "sandbox": isolate, "mode": mode,
+              "protect": job.protect,
               "workdir": workdir, "root": roots[0], "judge_root": roots[1], "uid": uid,
               "cgroups": cgroups, "judge": job.judge}
     work = {"cells": {str(k): v for k, v in job.cells.items()}, "tests": job.tests,
@@ -195,6 +202,10 @@ def _read_results(result: ExecResult, fd: int, job: Job, started: float) -> str 
 def run_notebook(job: Job) -> ExecResult:
     """Run ``job`` in a fresh process from the zygote; never raises for the student's doing."""
     global _zygote, _job_area
+    if job.sandbox and not sandbox.can_isolate():  # fail closed, on every kind of worker
+        return ExecResult(job.key, "machinery", worker=worker_id(), detail=(
+            f"{worker_id()} cannot isolate student code, so it runs none: "
+            + "; ".join(f"{k}: {v}" for k, v in sandbox.probe()[1].items())))
     if _zygote is None:
         _zygote = Zygote()
     try:
@@ -210,10 +221,11 @@ def run_notebook(job: Job) -> ExecResult:
     workdir = tempfile.mkdtemp(prefix="job-", dir=_job_area)
     root = tempfile.mkdtemp(prefix="root-", dir=_job_area)
     judge_root = tempfile.mkdtemp(prefix="judge-", dir=_job_area)
-    isolate = job.sandbox and sandbox.can_isolate()
+    isolate = job.sandbox
+    mode = sandbox.mode() if isolate else sandbox.NONE
     uid = sandbox.UID_BASE + (os.getpid() * 7919 + next(_seq)) % sandbox.UID_SPAN
     tree = sandbox.TreeLimit(f"dlgrader-{uid}-{os.getpid()}", job.limits.memory_mb,
-                             job.limits.max_processes) if isolate else None
+                             job.limits.max_processes) if mode == sandbox.ROOT else None
     result = ExecResult(job.key, "ok", worker=worker_id())
     pid = None
     try:
@@ -230,7 +242,7 @@ def run_notebook(job: Job) -> ExecResult:
             os.close(job_r)
             os.close(out_w)
         spec = _job_spec(job, workdir, (root, judge_root), uid, tree.dirs if tree else [],
-                         isolate)
+                         isolate, mode)
         try:
             with os.fdopen(job_w, "wb") as fh:
                 fh.write(spec)

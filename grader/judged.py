@@ -4,7 +4,8 @@ The zygote's child reads the job's *configuration* (no cell in it), joins the no
 and forks the **student process** (sandboxed as in :mod:`grader.notebook_process`: its own
 namespaces and uid, the allow-list root). Only then does it read the cells, so the student's
 memory never held a hidden test. It becomes the **judge**: it drops to a uid of its own (no
-network, no root), and walks the notebook in order:
+network, no root; without root: a user namespace of its own, every capability dropped,
+non-dumpable, outside the student's PID namespace), and walks the notebook in order:
 
 * an ordinary cell is sent to the student process, which runs it and answers with its outputs
   (parsed as bounded JSON and relayed to the worker: prints and plots land in the notebook);
@@ -98,7 +99,7 @@ def student_main(config: dict, rpc: socket.socket, cmd: socket.socket) -> None:
     lines = Lines(cmd, limits.max_result_mb << 20)
     info = sandbox.enter(config["workdir"], config["root"], limits, config["uid"],
                          enabled=config["sandbox"], protect=config["protect"],
-                         cgroups=config.get("cgroups", []))
+                         cgroups=config.get("cgroups", []), mode=config.get("mode", sandbox.ROOT))
     shell = sh.get_shell()
     signal.signal(signal.SIGALRM, sh.on_alarm(limits))
     try:
@@ -116,7 +117,8 @@ def student_main(config: dict, rpc: socket.socket, cmd: socket.socket) -> None:
             raised = sh.run_cell(shell, str(order.get("source", "")), outputs, limits)
             lines.send({"index": order["run"], "raised": raised, "outputs": outputs,
                         "execution_count": shell.execution_count - 1,
-                        "seconds": time.perf_counter() - started})
+                        "seconds": time.perf_counter() - started,
+                        "job_full": info["isolated"] and sandbox.job_full(limits)})
         elif "test" in order:
             try:
                 serve_student(endpoint, shell.user_ns)
@@ -139,6 +141,10 @@ def student_init(config: dict, rpc: socket.socket, cmd: socket.socket) -> int:
             os._exit(70)
         os._exit(0)
     rpc.close()
+    if config["sandbox"]:  # it keeps its capabilities (user namespace): nobody may ptrace it
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0, after the fork
     while True:
         try:
             done, status = os.waitpid(-1, 0)
@@ -176,7 +182,7 @@ def _student_cell(lines: Lines, index: int, source: str, limits) -> dict:
         raise Stop("output", "the student's process sent a malformed answer")
     return {"index": index, "raised": reply.get("raised") is not False, "outputs": outputs,
             "execution_count": reply.get("execution_count"),
-            "seconds": float(reply.get("seconds", 0.0))}
+            "seconds": float(reply.get("seconds", 0.0)), "job_full": reply.get("job_full") is True}
 
 
 def _ended(ended: dict) -> str:
@@ -258,7 +264,7 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
         from grader import sandbox
 
         sandbox.enter_judge(config["judge_root"], limits, config["uid"] + JUDGE_UID_OFFSET,
-                            config["protect"])
+                            config["protect"], mode=config.get("mode", sandbox.ROOT))
     lines = Lines(cmd, limits.max_result_mb << 20)
     try:
         first = lines.recv(limits.notebook_timeout)
@@ -295,24 +301,34 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
 
 def main(config: dict, job_fd: int, out_fd: int) -> int:
     """In the zygote's child, after it kept only its two descriptors: returns an exit code."""
+    from grader import sandbox
+
     rpc_j, rpc_s = socket.socketpair()
     cmd_j, cmd_s = socket.socketpair()
-    if config["sandbox"]:
-        from grader import sandbox
-
+    userns = config["sandbox"] and config.get("mode") == sandbox.USERNS
+    if config["sandbox"] and not userns:  # root: namespaces shared by judge and student
         for d in config.get("cgroups", []):
             with open(os.path.join(d, "cgroup.procs"), "w") as fh:
                 fh.write(str(os.getpid()))
         sandbox.unshare_for_notebook()
     pid = os.fork()
     if pid == 0:  # the student's side: it never sees the cells' sources but its own
+        import ctypes
+
         os.close(job_fd)
         os.close(out_fd)
         rpc_j.close()
         cmd_j.close()
+        if userns:  # its own user, PID, mount, network and IPC namespaces; PID 1 below
+            sandbox.unshare_for_notebook(sandbox.USERNS, config["uid"])
+            ctypes.CDLL(None).prctl(npx.PR_SET_PDEATHSIG, signal.SIGKILL)
+            init = os.fork()
+            if init != 0:
+                rpc_s.close()
+                cmd_s.close()
+                _, status = os.waitpid(init, 0)
+                os._exit(0)
         if config["sandbox"]:
-            import ctypes
-
             ctypes.CDLL(None).prctl(npx.PR_SET_PDEATHSIG, signal.SIGKILL)
         os._exit(student_init(config, rpc_s, cmd_s))
     rpc_s.close()

@@ -5,9 +5,10 @@ Its life, in order (:func:`main`):
 1. inherit nothing: a new session, every descriptor closed but the two it was handed (the job
    to read, the results pipe to write), standard input and output on ``/dev/null``;
 2. read its job (JSON) from the job pipe;
-3. with root: join its cgroup, unshare PID/mount/network/IPC namespaces and fork the process
-   that will be PID 1 there (everything it starts dies with it), which builds the allow-list
-   root and drops to its own uid (:mod:`grader.sandbox`);
+3. sandboxed: as root, join its cgroup, unshare PID/mount/network/IPC namespaces and fork the
+   process that will be PID 1 there (everything it starts dies with it), which builds the
+   allow-list root and drops to its own uid; without root, the same inside a user namespace of
+   its own, dropping every capability instead of switching uid (:mod:`grader.sandbox`);
 4. prove the sandbox works (:func:`probe`): it can read the Python installation, import a
    module nobody imported yet, and report an exception — else it reports a *machinery* failure;
 5. run the code cells in the IPython shell of :mod:`grader.shell` and stream one JSON line per
@@ -127,7 +128,8 @@ def _run(job: dict, emit, uid: int) -> None:
 
     limits = Limits(**job["limits"])
     info = sandbox.enter(job["workdir"], job["root"], limits, uid, enabled=job["sandbox"],
-                         protect=job["protect"], cgroups=job.get("cgroups", []))
+                         protect=job["protect"], cgroups=job.get("cgroups", []),
+                         mode=job.get("mode", sandbox.ROOT))
     emit({"sandbox": info})
     shell = sh.get_shell()
     signal.signal(signal.SIGALRM, sh.on_alarm(limits))
@@ -142,7 +144,8 @@ def _run(job: dict, emit, uid: int) -> None:
         started = time.perf_counter()
         raised = run_cell(shell, source, outputs, limits)
         emit({"index": index, "raised": raised, "execution_count": shell.execution_count - 1,
-              "outputs": outputs, "seconds": time.perf_counter() - started})
+              "outputs": outputs, "seconds": time.perf_counter() - started,
+              "job_full": info["isolated"] and sandbox.job_full(limits)})
     emit({"done": True})
 
 
@@ -157,6 +160,7 @@ def _init(job: dict, emit, uid: int) -> int:
             emit({"machinery": f"{type(exc).__name__}: {sh.safe_str(exc)}"})
             os._exit(70)
         os._exit(0)
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: it keeps its capabilities
     while True:
         try:
             done, status = os.waitpid(-1, 0)
@@ -191,7 +195,7 @@ def main(job_fd: int, out_fd: int) -> None:
             for d in job.get("cgroups", []):
                 with open(os.path.join(d, "cgroup.procs"), "w") as fh:
                     fh.write(str(os.getpid()))
-            sandbox.unshare_for_notebook()
+            sandbox.unshare_for_notebook(job.get("mode", sandbox.ROOT), uid)
             pid = os.fork()
             if pid == 0:  # PID 1 of the new namespace: reaps, and takes everything down
                 ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -118,9 +118,12 @@ def _commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
     flags = list(prep.flags)
     for nb_id, nb in prep.notebooks.items():
         flags += [f"{nb_id}: {f}" for f in fill_outputs(nb, results[nb_id])]
-    if grader.sandbox and any(r.get("sandbox", {}).get("isolated") is not True
-                              for r in results.values()):
+    if any(r.get("sandbox", {}).get("isolated") is not True for r in results.values()):
         flags.append("UNSANDBOXED: student code ran without isolation")
+    for nb_id, r in results.items():
+        if r.get("job_full"):
+            mb = r.get("sandbox", {}).get("job_mb", "its")
+            flags.append(f"{nb_id}: DISK FULL: the notebook filled its job folder ({mb} MB limit)")
     cd = grader.coursedir
     timestamp = cd.get_existing_timestamp(
         str(grader.path(cd.submitted_directory, prep.student, prep.assignment)))

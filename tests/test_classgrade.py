@@ -344,11 +344,14 @@ def test_sandbox_hides_course_and_network(course, graded):
     shutil.rmtree(course / "submitted" / "snoop")
 
 
-def test_unsandboxed_grading_still_works_and_says_so(course, graded, monkeypatch):
+def test_unsandboxed_grading_refuses_unless_accepted_and_says_so(course, graded, monkeypatch):
     import grader.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "can_isolate", lambda: False)
-    grader = ClassGrader(course, workers=0, limits=LIMITS, force=True, progress=False)
+    with pytest.raises(sandbox.Refused, match="--unsandboxed"):
+        ClassGrader(course, workers=0, limits=LIMITS, force=True, progress=False).grade([A])
+    grader = ClassGrader(course, workers=0, limits=LIMITS, force=True, progress=False,
+                         sandbox=False)  # the instructor accepted the risk: flagged
     by = {o.student: o for o in grader.grade([A])}
     assert by["complete"].auto_score == FULL
     assert any("UNSANDBOXED" in f for f in by["complete"].flags)

@@ -21,7 +21,8 @@ import pytest
 from grader.authoring import save
 from grader.classgrade import ClassGrader
 from grader.executor import Job, Limits, run_notebook
-from grader.sandbox import can_isolate
+from grader.sandbox import ROOT as ROOT_MODE
+from grader.sandbox import can_isolate, mode
 from grader.settings import write_course_config
 from grader.submissions import fill, reference_answers
 
@@ -29,8 +30,13 @@ from .conftest import ROOT
 from .test_classgrade import FULL, GOOD, SOURCE
 
 A = "00_guard"  # the tiny assignment of tests/test_classgrade.py, in a course of its own
-LIMITS = Limits(cell_timeout=10.0, notebook_timeout=60.0, memory_mb=1024)
-root_only = pytest.mark.skipif(not can_isolate(), reason="the sandbox needs root (namespaces)")
+LIMITS = Limits(cell_timeout=10.0, notebook_timeout=60.0, memory_mb=1024, job_mb=64)
+root_only = pytest.mark.skipif(not can_isolate(), reason="nothing isolates here (no root, no "
+                               "user namespaces)")
+# as root only: a cgroup bounds the whole tree, and the sandbox user is not the file's owner
+root_mode = pytest.mark.skipif(mode() != ROOT_MODE, reason="without root the notebook runs as "
+                               "the grading account's uid (user namespace) with per-process "
+                               "limits (no cgroup)")
 
 # each attack leaves the exercises unsolved (stub) or solved, and prints what it found
 REPORT = "import json as _j\nprint('REPORT', _j.dumps(_found))\n"
@@ -81,6 +87,23 @@ ATTACKS = {
         "time.sleep(2.5)\nos.set_blocking(_r, False)\n"
         "try:\n    _n = len(os.read(_r, 10))\nexcept BlockingIOError:\n    _n = 0\n"
         "_found = {'held_at_once': _n}\n" + REPORT + GOOD["double"])),
+    "escape": ("solution", (
+        "import ctypes, os\n_libc = ctypes.CDLL(None, use_errno=True)\n_found = {}\n"
+        "_found['new_userns'] = _libc.unshare(0x10000000) == 0\n"
+        "_found['mount'] = _libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None) == 0\n"
+        "_found['ptrace_pid1'] = _libc.ptrace(16, 1, None, None) == 0\n"
+        "try:\n    os.listdir('/proc/1/root'); _found['pid1_root'] = True\n"
+        "except OSError:\n    _found['pid1_root'] = False\n"
+        "try:\n    os.mkdir('/tmp/x'); os.chroot('/tmp/x'); os.chdir('../../../..')\n"
+        "    os.chroot('.'); _found['chroot_escape'] = os.path.exists('/work') or "
+        "os.path.exists('/root/.pyenv')\n"
+        "except OSError:\n    _found['chroot_escape'] = False\n"
+        "_found['pids'] = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+        + REPORT + GOOD["double"])),
+    "disk_filler": ("solution", (
+        "for _i in range(5):\n    try:\n"
+        "        open(f'fill{_i}', 'wb').write(b'x' * (20 << 20))\n"
+        "    except OSError:\n        break\n" + GOOD["double"])),
     "rich_flood": ("solution", (
         "from IPython.display import display\n"
         "for _ in range(4):\n    display({'text/plain': 'x' * 20_000_000}, raw=True)\n"
@@ -212,10 +235,25 @@ def test_no_process_outlives_its_notebook(attacked):
     assert "sleep 7771" not in ps
 
 
-@root_only
+@root_mode
 def test_memory_is_limited_for_the_whole_tree(attacked):
     found = _report(attacked["course"], "tree_memory")
     assert found["held_at_once"] < 3, found  # 3 x 450 MB never fit in a 1024 MB tree
+
+
+@root_only
+def test_student_cannot_escape_nor_see_the_judge_or_grader(attacked):
+    found = _report(attacked["course"], "escape")
+    pids = found.pop("pids")
+    assert not any(found.values()), found  # no namespace, mount, ptrace, PID 1's root, chroot
+    assert max(pids) < 20, pids  # its own PID namespace: only its own few processes
+
+
+@root_only
+def test_job_folder_is_bounded_and_the_summary_says_so(attacked):
+    flags = attacked["outcomes"]["disk_filler"][3]
+    assert any("DISK FULL" in f and "64 MB" in f for f in flags), flags
+    assert not any("DISK FULL" in f for f in attacked["outcomes"]["solution"][3])
 
 
 def test_rich_output_is_cut(attacked):
@@ -245,7 +283,7 @@ def test_canary_failure_stops_the_run_and_leaves_the_gradebook_untouched(tmp_pat
     assert not (course / "autograded").exists()
 
 
-@root_only
+@root_mode
 def test_probe_names_a_path_the_sandbox_cannot_read(tmp_path):
     private = tmp_path / "private"
     (private / "pkgs").mkdir(parents=True)
