@@ -50,7 +50,6 @@ __all__ = [
 
 ScalarFn = Callable[[np.ndarray], float]
 
-GOOD, SUSPICIOUS, WRONG = 1e-7, 1e-4, 1e-2  # the thresholds students are told
 
 
 class GradientCheckError(AssertionError):

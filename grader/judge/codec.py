@@ -66,9 +66,9 @@ class _Packer:
         base = np.ndarray.view(a, np.ndarray)  # the data itself, whatever a subclass says
         if base.dtype.str not in DTYPES:
             return self.handle(a)
-        data = np.ascontiguousarray(base)
+        data = np.ascontiguousarray(base)  # at least 1-d: the shape sent is base's (0-d too)
         k = len(self.out.arrays)
-        self.out.metas.append([data.dtype.str, list(data.shape), self.out.nbytes, data.nbytes,
+        self.out.metas.append([data.dtype.str, list(base.shape), self.out.nbytes, data.nbytes,
                                bool(base.flags.writeable)])
         self.out.buffers.append(memoryview(data).cast("B") if data.nbytes else b"")
         self.out.arrays.append(a)
