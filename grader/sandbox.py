@@ -466,6 +466,17 @@ def unshare_user(inner: int, flags: int) -> None:
             fh.write(value)
 
 
+def drop_privileges(libc, uid: int, mode: str) -> None:
+    """The last step of either confinement: root mode switches to the process's own uid; in a
+    user namespace (one mapped uid) every capability is dropped instead."""
+    if mode == USERNS:
+        drop_capabilities(libc)
+    else:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+
+
 def enter_judge(root: str, limits, uid: int, protect: list[str] = (),
                 mode: str = ROOT) -> None:
     """The judge's confinement: its own allow-list root (no job folder: nothing the student
@@ -481,12 +492,7 @@ def enter_judge(root: str, limits, uid: int, protect: list[str] = (),
     os.chdir("/")
     sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]  # never the cwd
     set_limits(limits, tree=mode == ROOT)
-    if mode == USERNS:
-        drop_capabilities(libc)
-    else:
-        os.setgroups([])
-        os.setgid(uid)
-        os.setuid(uid)
+    drop_privileges(libc, uid, mode)
     os.environ["HOME"] = "/home/student"
 
 
@@ -506,12 +512,7 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
         os.chroot(root)
         os.chdir("/job")
         set_limits(limits, tree=bool(cgroups))
-        if mode == USERNS:
-            drop_capabilities(libc)
-        else:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
+        drop_privileges(libc, uid, mode)
         home = "/home/student"
         info.update(isolated=True, network="none", user=uid, root="allow-list",
                     exposed=exposed, cwd="/job", mode=mode, job_mb=limits.job_mb,
