@@ -8,6 +8,7 @@ the test cell it attacks fail.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -227,20 +228,29 @@ def _student_main(sock: socket.socket) -> None:
         serve_student(ep, ns)
 
 
-@pytest.fixture
-def judge():
+@contextlib.contextmanager
+def forked_judge(student_main, setup: str, cells: dict):
+    """A judge talking over a socket pair to a forked "student" process running student_main."""
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # the student process
         ours.close()
         try:
-            _student_main(theirs)
+            student_main(theirs)
         finally:
             os._exit(0)
     theirs.close()
-    yield Judge(judge_endpoint(ours), SETUP, {"cell 3": STUDENT})
-    ours.close()
-    os.waitpid(pid, 0)
+    try:
+        yield Judge(judge_endpoint(ours), setup, cells)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+
+
+@pytest.fixture
+def judge():
+    with forked_judge(_student_main, SETUP, {"cell 3": STUDENT}) as j:
+        yield j
 
 
 def _local():

@@ -8,14 +8,12 @@ name the judge's machinery (``Remote``, ``request``, ``StudentError``, ``rpc.py`
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 
 from grader.diagnose import causes_in
-from grader.judge import Judge, judge_endpoint
 from grader.judge.runner import serve_student, student_endpoint
+
+from .test_judge import forked_judge
 
 SETUP = """
 import numpy as np
@@ -100,7 +98,7 @@ def _line(text: str, after: str = "") -> int:
 FORBIDDEN = ("Remote", "request", "StudentError", "rpc.py", "_dl_", "<student")
 
 
-def _student(sock: socket.socket) -> None:
+def _student(sock) -> None:
     ns: dict = {"__name__": "__main__"}
     exec(compile(NOTEBOOK, "<cell 2>", "exec"), ns)
     ep = student_endpoint(sock)
@@ -110,18 +108,8 @@ def _student(sock: socket.socket) -> None:
 
 @pytest.fixture
 def judge():
-    ours, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:  # the student process
-        ours.close()
-        try:
-            _student(theirs)
-        finally:
-            os._exit(0)
-    theirs.close()
-    yield Judge(judge_endpoint(ours), SETUP, {"cell 2": NOTEBOOK})
-    ours.close()
-    os.waitpid(pid, 0)
+    with forked_judge(_student, SETUP, {"cell 2": NOTEBOOK}) as j:
+        yield j
 
 
 def _fails(judge, source: str) -> str:
