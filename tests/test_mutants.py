@@ -29,7 +29,32 @@ def test_every_graded_function_has_a_mutant(report):
     code_answers = {nbgrader_meta(c)["grade_id"] for c in nb.cells
                     if is_answer_cell(c) and c.cell_type == "code"}
     mutated = {m.cell for m in load_mutants(mutants_file(ROOT, report.assignment))}
-    assert code_answers <= mutated, f"no mutant for {sorted(code_answers - mutated)}"
+    by_hand = _read_by_hand(nb, mutants_file(ROOT, report.assignment))
+    assert code_answers <= mutated | set(by_hand), (
+        f"no mutant for {sorted(code_answers - mutated - set(by_hand))}")
+
+
+def _read_by_hand(nb, path) -> dict[str, str]:
+    """``[read_by_hand]`` cells of a mutants file (answer cells graded through a written question):
+    none of the names such a cell assigns at its top level may appear in an autograded test cell."""
+    import ast
+    import re
+    import tomllib
+
+    from grader.submissions import is_autograded_test, nbgrader_meta
+
+    with open(path, "rb") as fh:
+        by_hand = tomllib.load(fh).get("read_by_hand", {})
+    tests = "\n".join(c.source for c in nb.cells if is_autograded_test(c))
+    cells = {nbgrader_meta(c).get("grade_id"): c.source for c in nb.cells}
+    for cell, reason in by_hand.items():
+        assert cell in cells and reason, f"read_by_hand: no cell {cell!r} (or no reason)"
+        top = [n for n in ast.parse(cells[cell]).body if isinstance(n, ast.Assign)]
+        names = {e.id for node in top for t in node.targets
+                 for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name)}
+        used = sorted(n for n in names if re.search(rf"\b{re.escape(n)}\b", tests))
+        assert not used, f"{cell} is read by autograded tests ({used}): give it a mutant"
+    return by_hand
 
 
 def test_every_test_cell_has_points(report):
