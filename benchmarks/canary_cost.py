@@ -21,11 +21,11 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.classgrade import ClassGrader  # noqa: E402
-from grader.executor import run_notebook  # noqa: E402
-from grader.release import available_assignments, release_notebook  # noqa: E402
-from grader.settings import write_course_config  # noqa: E402
-from grader.submissions import fill, reference_answers, write_submission  # noqa: E402
+from grader.course.release import available_assignments, release_notebook  # noqa: E402
+from grader.course.submissions import fill, reference_answers, write_submission  # noqa: E402
+from grader.engine.configuration import write_course_config  # noqa: E402
+from grader.engine.coordinator import ClassGrader  # noqa: E402
+from grader.engine.worker import run_notebook  # noqa: E402
 
 
 def main(argv: list[str]) -> int:

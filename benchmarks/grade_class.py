@@ -4,7 +4,7 @@
     python benchmarks/grade_class.py --students 40 --workers-sweep 1,2,4,8,16 --skip-nbgrader
 
 The class: every available notebook for each student; a seeded mix of complete answers,
-known-bug mutants, untouched stubs and correct-but-noisy answers (grader.submissions). Both
+known-bug mutants, untouched stubs and correct-but-noisy answers (grader.course.submissions). Both
 engines grade identical copies; the per-cell scores are compared, and the script fails if they
 differ. Prints seconds per notebook for each engine and their ratio, measured in one run, and
 the per-notebook overhead of `dlgrader grade` beyond the student code's own run time.
@@ -26,12 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.autograde import autograde  # noqa: E402
-from grader.classgrade import ClassGrader  # noqa: E402
-from grader.mutants import mutants_file  # noqa: E402
-from grader.release import available_assignments, release_notebook, source_notebook  # noqa: E402
-from grader.settings import write_course_config  # noqa: E402
-from grader.submissions import (  # noqa: E402
+from grader.course.mutants import mutants_file  # noqa: E402
+from grader.course.release import available_assignments, release_notebook, source_notebook  # noqa: E402
+from grader.course.submissions import (  # noqa: E402
     fill,
     load_mutants,
     make_noisy,
@@ -39,6 +36,9 @@ from grader.submissions import (  # noqa: E402
     reference_answers,
     write_submission,
 )
+from grader.engine.configuration import write_course_config  # noqa: E402
+from grader.engine.coordinator import ClassGrader  # noqa: E402
+from grader.engine.nbgrader_api import autograde  # noqa: E402
 
 
 def build_class(dest: Path, students: int, assignments: list[str], seed: int) -> int:

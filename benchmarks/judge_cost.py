@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from grade_class import build_class  # noqa: E402
 
-from grader.classgrade import ClassGrader  # noqa: E402
-from grader.release import available_assignments  # noqa: E402
+from grader.course.release import available_assignments  # noqa: E402
+from grader.engine.coordinator import ClassGrader  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Per-call cost of the judge's protocol: a call from the judge into a forked student process.
 
-Times ``f(x)`` through :mod:`grader.judge` (encode, socket, decode, call, in-place check,
+Times ``f(x)`` through :mod:`grader.engine.judge` (encode, socket, decode, call, in-place check,
 reply) for a scalar argument, a 100x100 and a 1000x1000 float64 array, and a method call on a
 remote object (``obj.forward(x)``: an attribute read, then the call). Prints µs per call.
 
@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from grader.judge import judge_endpoint
-from grader.judge.runner import serve_student, student_endpoint
+from grader.engine.judge import judge_endpoint
+from grader.engine.judge.runner import serve_student, student_endpoint
 
 
 class _Layer:

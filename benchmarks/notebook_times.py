@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.release import available_assignments, source_notebook  # noqa: E402
+from grader.course.release import available_assignments, source_notebook  # noqa: E402
 
 KEYWORDS = ("accuracy", "critical", "speed-up", "gap", "plain", "dropout", "loss at")
 

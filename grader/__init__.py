@@ -1,8 +1,10 @@
-"""Deep-learning course kit: student-facing checks, datasets, and the instructor's grading tools.
+"""Deep-learning course kit.
 
-Student-facing: :mod:`grader.checks`, :mod:`grader.gradcheck`, :mod:`grader.datasets`.
-Instructor-facing: :mod:`grader.release`, :mod:`grader.autograde`, :mod:`grader.reports`,
-:mod:`grader.demo` (and the ``dlgrader`` command, :mod:`grader.cli`).
+This folder is the student's library (what notebooks import, and the self-check ``dlcheck``):
+:mod:`grader.checks`, :mod:`grader.gradcheck`, :mod:`grader.diagnose`, :mod:`grader.datasets`,
+:mod:`grader.selfcheck`. The instructor's tools live in :mod:`grader.course` (the ``dlgrader``
+command, :mod:`grader.course.cli`), the sandboxed grading engine in :mod:`grader.engine`.
+Imports run one way: course → engine → student library.
 """
 
 __version__ = "0.1.0"

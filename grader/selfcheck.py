@@ -9,8 +9,8 @@ A test cell fails when it raises an error, or (nbgrader's rule) when its last li
 number below the cell's points, which nbgrader reads as partial credit. Text written to stderr
 (warnings, debug prints) does not fail a cell: the grader ignores it too.
 
-For instructors, ``--mutants`` prints whether this check and nbgrader's Validate agree with
-each declared known bug (``solutions/<assignment>.mutants.toml``); see :func:`agreement`.
+Whether this check and nbgrader's Validate agree on each declared known bug is the instructor's
+question: ``dlgrader selfcheck-agreement`` (:mod:`grader.course.selfcheck_agreement`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import nbformat
 from nbformat import NotebookNode
 
 MAX_MESSAGE_LINES = 12
-#: Seconds per cell in :func:`agreement` (nbgrader's autograde limit in ``grader.settings``).
-CELL_TIMEOUT = 120
 
 
 @dataclass(frozen=True)
@@ -139,79 +137,17 @@ def report(name: str, results: list[CellResult]) -> str:
     return "\n".join(lines)
 
 
-def agreement(root: str | Path, assignment: str, mutants: list[str] | None = None) -> list[dict]:
-    """Instructor check: does the self-check fail exactly where the grader does?
-
-    For the solution, the untouched stub and each declared mutant (or those named), run
-    the notebook once and compare three sets of failed test cells: the declared ones (none,
-    all, ``caught_by``), this module's verdicts, and nbgrader's own rule
-    (``nbgrader.utils.determine_grade``, what Validate applies to the executed cells).
-    """
-    from nbgrader.utils import determine_grade
-
-    from grader.mutants import mutants_file
-    from grader.release import release_notebook, source_notebook
-    from grader.submissions import fill, load_mutants, mutate, reference_answers
-
-    release = nbformat.read(release_notebook(root, assignment), as_version=4)
-    answers = reference_answers(nbformat.read(source_notebook(root, assignment), as_version=4))
-    tests = [_meta(c)["grade_id"] for c in release.cells if is_graded_test(c)]
-    variants = [("solution", fill(release, answers), set()), ("stub", release, set(tests))]
-    path = mutants_file(root, assignment)
-    declared = load_mutants(path) if path.is_file() else []
-    variants += [(f"mutant {m.name}", fill(release, mutate(answers, m)), set(m.caught_by))
-                 for m in declared if mutants is None or m.name in mutants]
-    rows = []
-    for name, nb, declared in variants:
-        executed = execute(nb, release_notebook(root, assignment).parent, timeout=CELL_TIMEOUT)
-        ours = {r.grade_id for r in verdicts(executed) if not r.passed}
-        theirs = set()
-        for cell in executed.cells:
-            if is_graded_test(cell):
-                try:
-                    score, points = determine_grade(cell)
-                except ValueError:  # partial credit above the points: Validate crashes
-                    score, points = 0, 1
-                if score < points:
-                    theirs.add(_meta(cell)["grade_id"])
-        rows.append({"assignment": assignment, "variant": name, "declared": declared,
-                     "selfcheck": ours, "validate": theirs})
-    return rows
-
-
-def classify(row: dict) -> str:
-    """``exact``; ``hidden only: ...`` (cells only hidden tests catch); else what is wrong."""
-    declared, ours, theirs = row["declared"], row["selfcheck"], row["validate"]
-    if ours != theirs:
-        return f"DISAGREE: selfcheck {sorted(ours ^ theirs)} vs validate"
-    if ours - declared:
-        return f"EXTRA: fails {sorted(ours - declared)}, which the grader passes"
-    if declared - ours:
-        return f"hidden only: {', '.join(sorted(declared - ours))}"
-    return "exact"
-
-
-def agreement_table(rows: list[dict]) -> str:
-    """Markdown table of :func:`agreement` rows: declared cells, visible failures, verdict."""
-    out = ["| assignment | variant | declared | failed (selfcheck = validate) | verdict |",
-           "|---|---|---|---|---|"]
-    for r in rows:
-        failed = r["selfcheck"] | r["validate"]
-        shown = "same" if failed == r["declared"] and failed else ", ".join(sorted(failed))
-        out.append(f"| {r['assignment']} | {r['variant']} | {len(r['declared'])} | "
-                   f"{shown or '-'} | {classify(r)} |")
-    return "\n".join(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dlcheck", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", help="notebook files to check")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell")
     parser.add_argument("--mutants", nargs="*", metavar="ASSIGNMENT", default=None,
-                        help="instructor: agreement table for these assignments (default all)")
+                        help=argparse.SUPPRESS)  # moved to the instructor's command line
     args = parser.parse_args(argv)
     if args.mutants is not None:
-        return _main_mutants(args.mutants)
+        print("dlcheck --mutants moved: the instructor runs `dlgrader selfcheck-agreement "
+              "[ASSIGNMENT ...]` in the course checkout", file=sys.stderr)
+        return 2
     if not args.notebooks:
         parser.error("name a notebook, e.g. dlcheck notebooks/01_linear_regression/"
                      "01_linear_regression.ipynb")
@@ -229,26 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         print(report(str(path), results))
         ok &= bool(results) and all(r.passed for r in results)
     return 0 if ok else 1
-
-
-def _main_mutants(assignments: list[str]) -> int:
-    try:
-        from grader.release import available_assignments, repo_root
-    except ImportError:
-        print("--mutants needs the instructor's install (solutions/ and grader.release)",
-              file=sys.stderr)
-        return 2
-    root = repo_root()
-    rows = []
-    for assignment in assignments or available_assignments(root):
-        rows += agreement(root, assignment)
-    print(agreement_table(rows))
-    verdicts_ = [classify(r) for r in rows]
-    exact = sum(v == "exact" for v in verdicts_)
-    hidden = sum(v.startswith("hidden only") for v in verdicts_)
-    print(f"{len(rows)} variants: {exact} exact, {hidden} differ only in cells that hidden "
-          f"tests catch, {len(rows) - exact - hidden} wrong")
-    return 0 if exact + hidden == len(rows) else 1
 
 
 if __name__ == "__main__":

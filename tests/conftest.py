@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.release import available_assignments
+from grader.course.release import available_assignments
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = available_assignments(ROOT)

@@ -12,7 +12,7 @@ import ast
 import nbformat
 import pytest
 
-from grader.release import source_notebook
+from grader.course.release import source_notebook
 
 from .conftest import ASSIGNMENTS, ROOT
 

@@ -13,7 +13,7 @@ NO_OVERFLOW = "els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length"
 
 
 def test_feedback_page_renders_maths_and_whole_messages(tmp_path):
-    from grader.feedback import write_feedback
+    from grader.course.feedback import write_feedback
 
     truth = fabricate_course(tmp_path, ["ada"], ["01_a"], seed=0,
                              graded_answers={("ada", "written_how"): 2.0})
@@ -39,7 +39,7 @@ def test_feedback_page_renders_maths_and_whole_messages(tmp_path):
 
 
 def test_class_report_shows_its_plots_and_causes(tmp_path):
-    from grader.classreport import write_class_report
+    from grader.course.class_report import write_class_report
 
     fabricate_course(tmp_path, [f"s{i:02d}" for i in range(10)], ["01_a", "02_b"], seed=2,
                      missing={"s09": "02_b"})

@@ -25,9 +25,10 @@ import zipfile
 import nbformat
 import pytest
 
-from grader import kit, selfcheck
-from grader.release import available_assignments, release_notebook, source_notebook
-from grader.submissions import fill, load_mutants, mutate, reference_answers
+from grader import selfcheck
+from grader.course import student_kit as kit
+from grader.course.release import available_assignments, release_notebook, source_notebook
+from grader.course.submissions import fill, load_mutants, mutate, reference_answers
 
 from .browser import browser_page, jupyterlab, require_browser, screenshot
 from .conftest import ROOT

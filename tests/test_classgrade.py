@@ -15,14 +15,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import backends, record
-from grader.authoring import answer, markdown, notebook, save, written_answer
-from grader.authoring import tests as grade_cell
-from grader.classgrade import ClassGrader, repair_grade_cells
-from grader.executor import Limits
-from grader.sandbox import can_isolate
-from grader.settings import write_course_config
-from grader.submissions import fill, reference_answers
+from grader.course.authoring import answer, markdown, notebook, save, written_answer
+from grader.course.authoring import tests as grade_cell
+from grader.course.submissions import fill, reference_answers
+from grader.engine import backends
+from grader.engine import gradebook_writer as record
+from grader.engine.configuration import write_course_config
+from grader.engine.coordinator import ClassGrader, repair_grade_cells
+from grader.engine.job import Limits
+from grader.engine.sandbox import can_isolate
 
 A = "00_tiny"
 FULL = 5.0  # test_double 2 + test_mean 3
@@ -224,7 +225,7 @@ def _flaky_execute(job):
     if job.key.startswith("complete/") and not marker.exists():
         marker.write_text("died once")
         os._exit(1)  # takes the pool worker down: BrokenProcessPool
-    from grader.executor import execute_job
+    from grader.engine.worker import execute_job
 
     return execute_job(job)
 
@@ -345,7 +346,7 @@ def test_sandbox_hides_course_and_network(course, graded):
 
 
 def test_unsandboxed_grading_refuses_unless_accepted_and_says_so(course, graded, monkeypatch):
-    import grader.sandbox as sandbox
+    import grader.engine.sandbox as sandbox
 
     monkeypatch.setattr(sandbox, "can_isolate", lambda: False)
     with pytest.raises(sandbox.Refused, match="--unsandboxed"):
@@ -424,7 +425,7 @@ def test_notebook_process_uses_one_blas_thread(tmp_path):
     first, as a benchmark script or a Dask worker does."""
     script = (
         "import json, numpy\n"
-        "from grader.executor import Job, Limits, run_notebook\n"
+        "from grader.engine.job import Job, Limits\nfrom grader.engine.worker import run_notebook\n"
         "cell = 'from threadpoolctl import threadpool_info\\n'"
         " 'print(max(i[\"num_threads\"] for i in threadpool_info()))'\n"
         "res = run_notebook(Job('t', {0: cell}, limits=Limits(notebook_timeout=60)))\n"

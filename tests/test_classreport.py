@@ -8,7 +8,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from grader.classreport import NOT_ATTEMPTED, class_data, diagnosed_cause, write_class_report
+from grader.course.class_report import (
+    NOT_ATTEMPTED,
+    class_data,
+    diagnosed_cause,
+    write_class_report,
+)
 from tests.test_reports import TESTS, fabricate_course, failure
 
 
@@ -50,7 +55,7 @@ def test_one_cause_is_one_group_whatever_its_wording():
 
 
 @dataclass
-class FakeOutcome:  # the fields of grader.classgrade.Outcome the report reads
+class FakeOutcome:  # the fields of grader.engine.coordinator.Outcome the report reads
     student: str
     assignment: str
     status: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.cli import build_parser, main
+from grader.course.cli import build_parser, main
 from tests.test_reports import fabricate_course
 
 

@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from grader.autograde import autograde, make_api
-from grader.demo import STUDENTS, build_class, run
+from grader.course.demo import STUDENTS, build_class, run
+from grader.engine.nbgrader_api import autograde, make_api
 
 from .conftest import ASSIGNMENTS, ROOT
 
@@ -59,7 +59,7 @@ def _hidden_lines(assignment: str) -> set[str]:
 
     import nbformat
 
-    from grader.release import source_notebook
+    from grader.course.release import source_notebook
 
     nb = nbformat.read(source_notebook(ROOT, assignment), as_version=4)
     lines = set()
@@ -87,7 +87,7 @@ def test_without_the_kit_settings_nbgrader_would_zero_the_noisy_student(demo, tm
     out, results = demo
     api = make_api(out)
     assert api.config.IgnorePattern.enabled
-    import grader.settings as settings
+    import grader.engine.configuration as settings
 
     original = settings.configure
 

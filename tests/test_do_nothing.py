@@ -31,15 +31,15 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.mutants import _grade_all
-from grader.release import release_notebook, source_notebook
-from grader.settings import SOURCE_DIR
-from grader.submissions import (
+from grader.course.mutants import _grade_all
+from grader.course.release import release_notebook, source_notebook
+from grader.course.submissions import (
     autograded_test_points,
     fill,
     reference_answers,
     write_submission,
 )
+from grader.engine.configuration import SOURCE_DIR
 
 from .conftest import ASSIGNMENTS, ROOT, add_report
 

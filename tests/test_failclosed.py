@@ -18,13 +18,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.authoring import save
-from grader.classgrade import ClassGrader
-from grader.executor import Job, Limits, run_notebook
-from grader.sandbox import ROOT as ROOT_MODE
-from grader.sandbox import can_isolate, mode
-from grader.settings import write_course_config
-from grader.submissions import fill, reference_answers
+from grader.course.authoring import save
+from grader.course.submissions import fill, reference_answers
+from grader.engine.configuration import write_course_config
+from grader.engine.coordinator import ClassGrader
+from grader.engine.job import Job, Limits
+from grader.engine.sandbox import ROOT as ROOT_MODE
+from grader.engine.sandbox import can_isolate, mode
+from grader.engine.worker import run_notebook
 
 from .conftest import ROOT
 from .test_classgrade import FULL, GOOD, SOURCE
@@ -154,8 +155,8 @@ def attacked(private_course, tmp_path_factory):
     _submit(course, "solution", fill(release, GOOD))
     proc = subprocess.run(
         [sys.executable, "-c", (
-            "import json, sys; from grader.classgrade import ClassGrader; "
-            "from grader.executor import Limits; "
+            "import json, sys; from grader.engine.coordinator import ClassGrader; "
+            "from grader.engine.job import Limits; "
             f"outs = ClassGrader({str(course)!r}, workers=2, limits=Limits(**{LIMITS.__dict__!r}),"
             " progress=False).grade(); "
             "print('OUTCOMES', json.dumps({o.student: [o.status, o.auto_score, o.reason, "
@@ -199,7 +200,7 @@ def test_student_sees_only_the_allow_list(attacked):
     found = _report(attacked["course"], "snoop_disk")
     listing = set(found.pop("listing"))
     assert not any(found.values()), found  # not the repository, the course or its grades
-    from grader.sandbox import python_paths
+    from grader.engine.sandbox import python_paths
 
     allowed = {"job", "home", "proc", "tmp", "dev", "usr", "etc", "bin", "sbin", "lib", "lib64",
                "lib32", "opt"} | {Path(p).parts[1] for p in python_paths()}
@@ -290,7 +291,8 @@ def test_probe_names_a_path_the_sandbox_cannot_read(tmp_path):
     (private / "pkgs" / "secret_helper.py").write_text("X = 1\n")
     os.chmod(private / "pkgs" / "secret_helper.py", 0o600)
     os.chmod(private, 0o700)
-    script = ("import json; from grader.executor import Job, Limits, run_notebook; "
+    script = ("import json; from grader.engine.job import Job, Limits; "
+              "from grader.engine.worker import run_notebook; "
               "r = run_notebook(Job('t', {0: 'x = 1'}, limits=Limits(notebook_timeout=60))); "
               "print(json.dumps([r.status, r.detail]))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(private / "pkgs"), str(ROOT)]))
@@ -303,8 +305,8 @@ def test_probe_names_a_path_the_sandbox_cannot_read(tmp_path):
 
 LAYOUT_SCRIPT = """
 import json, sys
-from grader.classgrade import ClassGrader
-from grader.executor import Limits
+from grader.engine.coordinator import ClassGrader
+from grader.engine.job import Limits
 import lazy_private_mod  # importable here; notebooks import it lazily in the sandbox
 outs = ClassGrader(sys.argv[1], workers=1, limits=Limits(notebook_timeout=120),
                    progress=False).grade()
@@ -340,7 +342,7 @@ def test_environment_and_course_under_a_private_folder(tmp_path):
             "    return lazy_private_mod.double(x)\n")
     save(src, course / "solutions" / A / f"{A}.ipynb")
     subprocess.run([str(venv / "bin" / "python"), "-c",
-                    "import sys; from grader.classgrade import ClassGrader; "
+                    "import sys; from grader.engine.coordinator import ClassGrader; "
                     "ClassGrader(sys.argv[1], workers=0, progress=False)"
                     ".ensure_assignment(sys.argv[2])", str(course), A], check=True,
                    capture_output=True)

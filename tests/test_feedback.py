@@ -6,14 +6,13 @@ import re
 
 import pytest
 
-from grader.feedback import (
+from grader.course.feedback import (
     describe_test,
     markdown_html,
-    released,
-    strip_hidden_region,
     write_class_feedback,
     write_feedback,
 )
+from grader.engine.hidden_tests import released, strip_hidden_region
 from tests.test_reports import HIDDEN_SECRET, TESTS, fabricate_course, failure
 
 
@@ -122,7 +121,7 @@ def test_restore_hidden_tests_warns_only_about_real_changes(submitted, warned, c
 
     from nbformat.v4 import new_code_cell
 
-    from grader.feedback import RestoreHiddenTests
+    from grader.engine.hidden_tests import RestoreHiddenTests
 
     full = "check()\n### BEGIN HIDDEN TESTS\nsecret()\n### END HIDDEN TESTS"
     gb = _FakeGradebook(full)

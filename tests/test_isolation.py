@@ -29,12 +29,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.authoring import save
-from grader.classgrade import ClassGrader
-from grader.executor import Job, Limits, run_notebook
-from grader.sandbox import can_isolate
-from grader.settings import write_course_config
-from grader.submissions import fill
+from grader.course.authoring import save
+from grader.course.submissions import fill
+from grader.engine.configuration import write_course_config
+from grader.engine.coordinator import ClassGrader
+from grader.engine.job import Job, Limits
+from grader.engine.sandbox import can_isolate
+from grader.engine.worker import run_notebook
 
 from .conftest import ROOT
 from .test_classgrade import GOOD, SOURCE
@@ -69,7 +70,7 @@ def test_grade_refuses_where_nothing_isolates_unless_unsandboxed(tmp_path):
     if shutil.which("unshare") is None:
         pytest.skip("util-linux's unshare is not installed")
     course = _tiny_course(tmp_path)
-    probe = _without_namespaces(sys.executable, "-c", "from grader import sandbox; "
+    probe = _without_namespaces(sys.executable, "-c", "from grader.engine import sandbox; "
                                 "print(sandbox.probe())", cwd=tmp_path)
     if probe.returncode != 0 and probe.stderr.startswith(("unshare", "sh:")):
         pytest.skip(f"unshare -Ur is refused here: {probe.stderr[:200]}")
@@ -128,7 +129,7 @@ def test_process_limit_lets_threads_run_and_stops_a_fork_bomb():
 
 
 def test_a_worker_that_cannot_isolate_runs_nothing(monkeypatch):
-    from grader import sandbox
+    from grader.engine import sandbox
 
     monkeypatch.setattr(sandbox, "_probed", (sandbox.NONE, {"userns": "refused (test)"}))
     res = run_notebook(Job("t", {0: "open('/tmp/ran-unsandboxed', 'w')"}))
@@ -142,8 +143,8 @@ def test_dask_workers_isolate_the_same_way():
     refuses (a machinery failure, never an unsandboxed run) where it cannot isolate."""
     from distributed import Client, LocalCluster
 
-    from grader import sandbox
-    from grader.executor import execute_job
+    from grader.engine import sandbox
+    from grader.engine.worker import execute_job
 
     secret, git = str(ROOT / "solutions"), str(ROOT / ".git")
     job = Job("t", {0: f"import os\nprint(os.getcwd(), os.path.exists({secret!r}), "

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from grader.judge import (
+from grader.engine.judge import (
     Judge,
     ProtocolError,
     Refused,
@@ -26,8 +26,8 @@ from grader.judge import (
     encode,
     judge_endpoint,
 )
-from grader.judge.base import Limits
-from grader.judge.runner import serve_student, student_endpoint
+from grader.engine.judge.base import Limits
+from grader.engine.judge.runner import serve_student, student_endpoint
 
 SETUP = """
 import numpy as np

@@ -14,13 +14,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader import kit
-from grader.release import available_assignments
+from grader.course import student_kit as kit
+from grader.course.release import available_assignments
 
 from .conftest import ROOT
-
-INSTRUCTOR_MODULES = {"autograde", "classgrade", "cli", "demo", "executor", "feedback", "mutants",
-                      "release", "reports", "sandbox", "settings", "submissions", "authoring"}
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +36,14 @@ def test_kit_holds_release_student_modules_and_kit_files_only(kit_zip):
     names = {n for n in zipfile.ZipFile(kit_zip).namelist() if not n.endswith("/")}
     for a in available_assignments(ROOT):
         assert f"notebooks/{a}/{a}.ipynb" in names
-    modules = {Path(n).stem for n in names if n.startswith("grader/")}
-    assert {"__init__", "checks", "gradcheck", "datasets", "selfcheck"} <= modules
-    assert modules <= {Path(m).stem for m in kit.STUDENT_MODULES}
-    assert not modules & INSTRUCTOR_MODULES
+    package = ROOT / "grader"
+    student = {p.relative_to(ROOT).as_posix() for p in package.rglob("*.py")
+               if not {"course", "engine"} & set(p.relative_to(package).parts)}
+    kit_modules = {n for n in names if n.startswith("grader/")}
+    assert kit_modules == student - {"grader/__main__.py"}  # the student folder, whole
+    assert {"grader/__init__.py", "grader/checks.py", "grader/gradcheck.py",
+            "grader/datasets.py", "grader/selfcheck.py"} <= kit_modules
+    assert not [n for n in kit_modules if n.startswith(("grader/course/", "grader/engine/"))]
     assert {"README.md", "pyproject.toml", "jupyter/pyproject.toml",
             "jupyter/labconfig/page_config.json"} <= names
     assert not [n for n in names if n.startswith("solutions/") or "mutants" in n
@@ -67,10 +68,13 @@ def test_student_modules_import_no_instructor_module():
 def test_instructor_import_check_catches_a_leak(tmp_path):
     (tmp_path / "grader").mkdir()
     (tmp_path / "grader" / "checks.py").write_text(
-        "def f():\n    from grader.classgrade import ClassGrader\n    return ClassGrader\n")
+        "def f():\n    from grader.engine.coordinator import ClassGrader\n    return ClassGrader\n")
     (tmp_path / "grader" / "selfcheck.py").write_text(
-        "import grader.checks\n\ndef agreement():\n    import grader.mutants\n")
-    assert kit.instructor_imports(tmp_path) == ["checks.py -> grader.classgrade"]
+        "import grader.checks\n\ndef agreement():\n    from grader import course\n")
+    (tmp_path / "grader" / "engine").mkdir()  # not the student's: not read
+    (tmp_path / "grader" / "engine" / "x.py").write_text("import grader.course.cli\n")
+    assert kit.instructor_imports(tmp_path) == ["checks.py -> grader.engine.coordinator",
+                                                "selfcheck.py -> grader.course"]
 
 
 def test_kit_modules_import_with_nothing_but_the_kit(unzipped):

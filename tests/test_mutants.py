@@ -5,9 +5,9 @@ it (no message names a wrong cause). The tables are printed at the end of the ru
 import nbformat
 import pytest
 
-from grader.autograde import GradeResult
-from grader.mutants import MutantOutcome, evaluate, failing_cell_causes, mutants_file
-from grader.submissions import Mutant, load_alternatives, load_mutants
+from grader.course.mutants import MutantOutcome, evaluate, failing_cell_causes, mutants_file
+from grader.course.submissions import Mutant, load_alternatives, load_mutants
+from grader.engine.nbgrader_api import GradeResult
 
 from .conftest import ASSIGNMENTS, ROOT, add_report
 
@@ -22,8 +22,8 @@ def report(request):
 def test_every_graded_function_has_a_mutant(report):
     import nbformat
 
-    from grader.release import source_notebook
-    from grader.submissions import is_answer_cell, load_mutants, nbgrader_meta
+    from grader.course.release import source_notebook
+    from grader.course.submissions import is_answer_cell, load_mutants, nbgrader_meta
 
     nb = nbformat.read(source_notebook(ROOT, report.assignment), as_version=4)
     code_answers = {nbgrader_meta(c)["grade_id"] for c in nb.cells
@@ -180,7 +180,7 @@ def test_diagnosis_field_is_optional_and_one_line(tmp_path):
 
 
 def test_report_problems_and_counts():
-    from grader.mutants import SuiteReport
+    from grader.course.mutants import SuiteReport
 
     ok = GradeResult("solution", "a", True, cells={"t1": (1.0, 1.0), "t2": (1.0, 1.0)})
     stub = GradeResult("stub", "a", True, cells={"t1": (0.0, 1.0), "t2": (0.0, 1.0)})
@@ -202,7 +202,7 @@ def test_report_problems_and_counts():
 
 
 def test_alternative_outcome_needs_full_marks_everywhere():
-    from grader.mutants import AlternativeOutcome
+    from grader.course.mutants import AlternativeOutcome
 
     alt = Mutant("expit", "c", "a", "b", ())
     full = GradeResult("s", "a", True, cells={"t1": (1.0, 1.0), "t2": (2.0, 2.0)})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader.release import release_notebook, source_notebook
-from grader.submissions import fill, reference_answers
+from grader.course.release import release_notebook, source_notebook
+from grader.course.submissions import fill, reference_answers
 
 from .conftest import ASSIGNMENTS, ROOT
 
@@ -28,7 +28,7 @@ def test_generate_autograde_feedback_export_via_nbgrader_cli(tmp_path):
     shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
     nbgrader(course, "generate_assignment", a, "--force")
     produced = course / "notebooks" / a / f"{a}.ipynb"
-    from grader.release import normalise
+    from grader.course.release import normalise
 
     normalise(produced)  # the kernel metadata `grader release` writes for JupyterLab
     assert produced.read_text() == release_notebook(ROOT, a).read_text()  # same release

@@ -11,8 +11,8 @@ of the same name. To give them every chance, their top-level definitions (import
 classes) go into a new cell right before *every* test cell of the earlier notebook, so that
 whatever the earlier notebook's own stubs defined, the later notebook's definition is the one
 the test sees. The submissions are graded by nbgrader's autograde through the kit's helpers
-(:mod:`grader.autograde`), one throw-away course per earlier assignment: its untouched stubs
-and one submission per later notebook. A control proves that pasting reaches the tests: the
+(:mod:`grader.engine.nbgrader_api`), one throw-away course per earlier assignment: its untouched
+stubs and one submission per later notebook. A control proves that pasting reaches the tests: the
 first assignment's own reference answers, pasted the same way, earn points.
 """
 
@@ -24,16 +24,16 @@ import shutil
 import nbformat
 import pytest
 
-from grader.autograde import autograde
-from grader.release import release_notebook, source_notebook
-from grader.settings import SOURCE_DIR, ensure_environment_on_path
-from grader.submissions import (
+from grader.course.release import release_notebook, source_notebook
+from grader.course.submissions import (
     is_answer_cell,
     is_autograded_test,
     nbgrader_meta,
     reference_answers,
     write_submission,
 )
+from grader.engine.configuration import SOURCE_DIR, ensure_environment_on_path
+from grader.engine.nbgrader_api import autograde
 
 from .conftest import ASSIGNMENTS, ROOT
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.release import (
+from grader.course.release import (
+    ASSIGNMENTS,
     notebooks_with_outputs,
     release_differences,
     release_notebook,
     source_notebook,
 )
-from grader.settings import ASSIGNMENTS
-from grader.submissions import is_answer_cell
+from grader.course.submissions import is_answer_cell
 
 from .conftest import ASSIGNMENTS as AVAILABLE
 from .conftest import ROOT
@@ -119,7 +119,7 @@ def test_assignment_ids_are_the_designed_ones():
 def test_student_kit_holds_release_and_package_only(tmp_path):
     import zipfile
 
-    from grader.release import build_student_kit
+    from grader.course.student_kit import build_student_kit
 
     kit = build_student_kit(ROOT, tmp_path / "kit.zip")
     names = zipfile.ZipFile(kit).namelist()

@@ -7,11 +7,11 @@ import subprocess
 
 import nbformat
 
-from grader.authoring import answer, markdown, notebook, save
-from grader.authoring import tests as grade_cell
-from grader.autograde import make_api, register_assignment
-from grader.classgrade import ClassGrader
-from grader.settings import write_course_config
+from grader.course.authoring import answer, markdown, notebook, save
+from grader.course.authoring import tests as grade_cell
+from grader.engine.configuration import write_course_config
+from grader.engine.coordinator import ClassGrader
+from grader.engine.nbgrader_api import make_api, register_assignment
 
 A = "00_tiny"
 SOURCE = notebook(

@@ -17,9 +17,9 @@ import nbformat
 import numpy as np
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from grader.autograde import GradeResult
-from grader.reports import export_grades_csv, grade_table, read_gradebook
-from grader.settings import COURSE_ID, ensure_environment_on_path, write_course_config
+from grader.course.grades import export_grades_csv, grade_table, read_gradebook
+from grader.engine.configuration import COURSE_ID, ensure_environment_on_path, write_course_config
+from grader.engine.nbgrader_api import GradeResult
 
 #: test cells of every fabricated assignment: (grade_id, points, first comment line, cause)
 TESTS = [

@@ -7,7 +7,7 @@
   untouched stub fails on every test cell.
 * ``grader.selfcheck`` and nbgrader's rule fail exactly the declared cells of a few mutants per
   notebook (cells caught only by hidden tests excepted); the full table:
-  ``python -m grader.selfcheck --mutants``.
+  ``dlgrader selfcheck-agreement``.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from grader import selfcheck
-from grader.release import release_notebook, source_notebook
-from grader.settings import ensure_environment_on_path
-from grader.submissions import fill, load_mutants, reference_answers
+from grader.course import selfcheck_agreement
+from grader.course.release import release_notebook, source_notebook
+from grader.course.submissions import fill, load_mutants, reference_answers
+from grader.engine.configuration import ensure_environment_on_path
 
 from .conftest import ASSIGNMENTS, ROOT, add_report
 
@@ -174,9 +175,9 @@ def test_selfcheck_and_validate_fail_where_the_grader_does(assignment):
     """Solution, stub, and the first and last declared mutant (the full table: --mutants)."""
     mutants = load_mutants(ROOT / "solutions" / f"{assignment}.mutants.toml")
     names = sorted({mutants[0].name, mutants[-1].name})
-    rows = selfcheck.agreement(ROOT, assignment, mutants=names)
-    add_report(selfcheck.agreement_table(rows))
-    verdicts = {r["variant"]: selfcheck.classify(r) for r in rows}
+    rows = selfcheck_agreement.agreement(ROOT, assignment, mutants=names)
+    add_report(selfcheck_agreement.agreement_table(rows))
+    verdicts = {r["variant"]: selfcheck_agreement.classify(r) for r in rows}
     assert verdicts["solution"] == "exact" and verdicts["stub"] == "exact", verdicts
     wrong = {k: v for k, v in verdicts.items() if v != "exact" and not v.startswith("hidden")}
     assert not wrong, wrong

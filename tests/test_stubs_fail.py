@@ -7,9 +7,9 @@ validator's result instead: with ``invert=True`` it lists every grade cell that 
 import nbformat
 import pytest
 
-from grader.release import release_notebook
-from grader.settings import ensure_environment_on_path
-from grader.submissions import is_autograded_test
+from grader.course.release import release_notebook
+from grader.course.submissions import is_autograded_test
+from grader.engine.configuration import ensure_environment_on_path
 
 from .conftest import ASSIGNMENTS, ROOT
 

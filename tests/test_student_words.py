@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from grader.diagnose import causes_in
-from grader.judge.runner import serve_student, student_endpoint
+from grader.engine.judge.runner import serve_student, student_endpoint
 
 from .test_judge import forked_judge
 
@@ -166,8 +166,8 @@ def test_errors_of_the_test_on_a_student_value_are_in_student_words(judge):
 
 
 def test_the_judges_error_output_has_no_machinery():
-    from grader.judge.base import make_error
-    from grader.judged import _student_error
+    from grader.engine.judge.base import make_error
+    from grader.engine.judge.processes import _student_error
 
     def cell():
         exec(compile("raise make_error('Oops', 'my own error', [['raises_own', 48]])",

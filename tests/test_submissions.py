@@ -2,9 +2,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from grader.authoring import answer, markdown, notebook, written_answer
-from grader.authoring import tests as grade_cell
-from grader.submissions import (
+from grader.course.authoring import answer, markdown, notebook, written_answer
+from grader.course.authoring import tests as grade_cell
+from grader.course.submissions import (
     Mutant,
     answer_cell_ids,
     autograded_test_points,
@@ -107,7 +107,7 @@ def test_noisy_answers_behave_identically_but_write_stderr(capsys):
 
 
 def test_authoring_cells_round_trip_through_nbformat(tmp_path):
-    from grader.authoring import HIDDEN_NOTE, save
+    from grader.course.authoring import HIDDEN_NOTE, save
 
     src = "assert True\n### BEGIN HIDDEN TESTS\nx = 1\n### END HIDDEN TESTS"
     nb = notebook([grade_cell("t", 1, src)])

@@ -26,9 +26,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from grader.course.feedback import describe_test
+from grader.course.grades import CourseGrades, read_gradebook
 from grader.diagnose import causes_in
-from grader.feedback import describe_test
-from grader.reports import CourseGrades, read_gradebook
 
 HTML_NAME, JSON_NAME = "class_report.html", "class_report.json"
 

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from grader.release import available_assignments, repo_root
+from grader.course.release import available_assignments, repo_root
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
-    from grader.release import notebooks_with_outputs, release_differences, sync_release
+    from grader.course.release import notebooks_with_outputs, release_differences, sync_release
 
     root = Path(args.root)
     if args.check:
@@ -33,15 +33,15 @@ def _cmd_release(args: argparse.Namespace) -> int:
 
 
 def _cmd_student_kit(args: argparse.Namespace) -> int:
-    from grader.release import build_student_kit
+    from grader.course.student_kit import build_student_kit
 
     print(f"wrote {build_student_kit(args.root, args.out)}")
     return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from grader.demo import run
-    from grader.sandbox import Refused
+    from grader.course.demo import run
+    from grader.engine.sandbox import Refused
 
     try:
         results = run(args.root, args.out, progress=not args.no_progress,
@@ -53,7 +53,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_mutants(args: argparse.Namespace) -> int:
-    from grader.mutants import evaluate
+    from grader.course.mutants import evaluate
 
     ok = True
     for assignment in args.assignments or available_assignments(args.root):
@@ -65,6 +65,12 @@ def _cmd_mutants(args: argparse.Namespace) -> int:
         ok &= all(m.as_declared for m in report.mutants)
         ok &= not report.problems()  # wrong or missing causes, rejected alternatives
     return 0 if ok else 1
+
+
+def _cmd_selfcheck_agreement(args: argparse.Namespace) -> int:
+    from grader.course.selfcheck_agreement import main
+
+    return main(args.assignments, args.root)
 
 
 def not_a_course(course: str | Path) -> str | None:
@@ -101,11 +107,11 @@ def nothing_to_grade(course: str | Path, assignments: list[str]) -> str | None:
 def _cmd_grade(args: argparse.Namespace) -> int:
     import time
 
-    from grader.classgrade import ClassGrader, summary
-    from grader.classreport import write_class_report
-    from grader.executor import Limits
-    from grader.reports import export_grades_csv, grade_table
-    from grader.sandbox import Refused, can_isolate, describe
+    from grader.course.class_report import write_class_report
+    from grader.course.grades import export_grades_csv, grade_table
+    from grader.engine.coordinator import ClassGrader, summary
+    from grader.engine.job import Limits
+    from grader.engine.sandbox import Refused, can_isolate, describe
 
     why = (not_a_course(args.course) or unknown_assignments(args.course, args.assignments)
            or nothing_to_grade(args.course, args.assignments))
@@ -152,7 +158,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from grader.classreport import write_class_report
+    from grader.course.class_report import write_class_report
 
     if not (Path(args.course) / "gradebook.db").is_file():
         print(f"no gradebook at {Path(args.course).resolve() / 'gradebook.db'}: "
@@ -164,7 +170,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_feedback(args: argparse.Namespace) -> int:
-    from grader.feedback import write_class_feedback
+    from grader.course.feedback import write_class_feedback
 
     if not (Path(args.course) / "gradebook.db").is_file():
         print(f"no gradebook at {Path(args.course).resolve() / 'gradebook.db'}: "
@@ -190,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
 
+    _add_checkout_commands(command, root)
+    _add_class_commands(command)
+    return parser
+
+
+def _add_checkout_commands(command, root: str) -> None:
+    """The commands on the course checkout: release, student kit, demo, mutants, agreement."""
     p = command("release", help="regenerate notebooks/ from solutions/ (nbgrader)")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
     p.add_argument("--check", action="store_true", help="only check that notebooks/ is in sync")
@@ -216,6 +229,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="parallel class grader (default) or nbgrader's own serial autograde")
     p.set_defaults(func=_cmd_mutants)
 
+    p = command("selfcheck-agreement",
+                help="does dlcheck fail where the grader does? (solution, stub, mutants)")
+    p.add_argument("assignments", nargs="*", help="assignment ids (default: all)")
+    p.add_argument("--root", default=root, help="course root (default: this repository)")
+    p.set_defaults(func=_cmd_selfcheck_agreement)
+
+
+def _add_class_commands(command) -> None:
+    """The commands on a class's course directory: grade, report, feedback."""
     p = command("grade", help="grade a whole class in parallel (local or Dask)")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all submitted)")
     p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
@@ -239,11 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
     p.set_defaults(func=_cmd_feedback)
 
-    return parser
-
 
 def main(argv: list[str] | None = None) -> int:
-    from grader.sandbox import Refused
+    from grader.engine.sandbox import Refused
 
     args = build_parser().parse_args(argv)
     try:

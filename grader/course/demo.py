@@ -27,14 +27,12 @@ from pathlib import Path
 
 import nbformat
 
-from grader.classgrade import ClassGrader, Outcome
-from grader.classreport import write_class_report
-from grader.feedback import write_class_feedback
-from grader.mutants import mutants_file
-from grader.release import available_assignments, release_notebook, source_notebook
-from grader.reports import export_grades_csv, grade_table
-from grader.settings import SOURCE_DIR, write_course_config
-from grader.submissions import (
+from grader.course.class_report import write_class_report
+from grader.course.feedback import write_class_feedback
+from grader.course.grades import export_grades_csv, grade_table
+from grader.course.mutants import mutants_file
+from grader.course.release import available_assignments, release_notebook, source_notebook
+from grader.course.submissions import (
     fill,
     half_done_answers,
     load_mutants,
@@ -43,6 +41,8 @@ from grader.submissions import (
     reference_answers,
     write_submission,
 )
+from grader.engine.configuration import SOURCE_DIR, write_course_config
+from grader.engine.coordinator import ClassGrader, Outcome
 
 STUDENTS = {
     "ada": "complete",
@@ -104,8 +104,8 @@ def run(root: str | Path, out: str | Path, *, progress: bool = True,
         sandbox: bool = True, assignments: list[str] | None = None) -> list[Outcome]:
     """Build, grade (``dlgrader grade``'s engine), give feedback and export; print the table.
 
-    Raises :class:`grader.sandbox.Refused` where nothing isolates and ``sandbox`` is True."""
-    from grader.sandbox import Refused, can_isolate, describe, refusal
+    Raises :class:`grader.engine.sandbox.Refused` where nothing isolates and ``sandbox`` is True."""
+    from grader.engine.sandbox import Refused, can_isolate, describe, refusal
 
     if sandbox and not can_isolate():
         raise Refused(refusal())

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.autograde import GradeResult
+from grader.engine.nbgrader_api import GradeResult
 
 
 @dataclass
@@ -83,7 +83,7 @@ def read_gradebook(course: str | Path) -> CourseGrades:
     from nbgrader import api as nb
     from nbgrader.coursedir import CourseDirectory
 
-    from grader.settings import make_config
+    from grader.engine.configuration import make_config
 
     coursedir = CourseDirectory(config=make_config(course))
     with nb.Gradebook(coursedir.db_url, coursedir.course_id) as gb:

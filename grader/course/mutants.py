@@ -32,11 +32,8 @@ from pathlib import Path
 
 import nbformat
 
-from grader.autograde import GradeResult, autograde
-from grader.diagnose import causes_in, names
-from grader.release import release_notebook, source_notebook
-from grader.settings import SOURCE_DIR
-from grader.submissions import (
+from grader.course.release import release_notebook, source_notebook
+from grader.course.submissions import (
     Mutant,
     autograded_test_points,
     fill,
@@ -46,6 +43,9 @@ from grader.submissions import (
     reference_answers,
     write_submission,
 )
+from grader.diagnose import causes_in, names
+from grader.engine.configuration import SOURCE_DIR
+from grader.engine.nbgrader_api import GradeResult, autograde
 
 
 def mutants_file(root: str | Path, assignment: str) -> Path:
@@ -249,7 +249,7 @@ def _grade_all(course: Path, assignment: str, engine: str, progress: bool) -> di
     if engine == "nbgrader":
         return {r.student: r for r in autograde(course, assignment, progress=progress)}
     if engine == "parallel":
-        from grader.classgrade import ClassGrader
+        from grader.engine.coordinator import ClassGrader
 
         grader = ClassGrader(course, force=True, progress=progress)
         return {o.student: o for o in grader.grade([assignment])}

@@ -15,12 +15,20 @@ from pathlib import Path
 
 import nbformat
 
-from grader.settings import ASSIGNMENTS, RELEASE_DIR, SOURCE_DIR, make_config
+from grader.engine.configuration import RELEASE_DIR, SOURCE_DIR, make_config
+
+#: The course's assignments, in course order.
+ASSIGNMENTS = (
+    "01_linear_regression",
+    "02_softmax_regression",
+    "03_mlp_backprop",
+    "04_dropout",
+)
 
 
 def repo_root() -> Path:
     """The course root this package lives in (the repository checkout)."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def available_assignments(root: str | Path) -> list[str]:
@@ -129,10 +137,3 @@ def sync_release(root: str | Path) -> Path:
     for assignment in available_assignments(root):
         shutil.rmtree(root / RELEASE_DIR / assignment, ignore_errors=True)
     return generate_release(root)
-
-
-def build_student_kit(root: str | Path, dest: str | Path) -> Path:
-    """Moved to :mod:`grader.kit` (kept here for old callers)."""
-    from grader.kit import build_student_kit as build
-
-    return build(root, dest)

@@ -3,11 +3,11 @@
 ``python -m grader student-kit`` writes ``dist/student-kit.zip``:
 
 * ``notebooks/``: the release (no solution, no hidden test), checked in sync with ``solutions/``;
-* ``grader/``: only the modules the notebooks and the self-check import (:data:`STUDENT_MODULES`),
-  checked to import nothing else of ``grader``;
-* ``pyproject.toml``, ``README.md`` and ``jupyter/`` from ``grader/kit_files/``: the student's
-  dependencies (no Dask, no instructor engine) and a JupyterLab with nbgrader's Validate button
-  but without its instructor pages (Formgrader, Create Assignment, courses, exchange).
+* ``grader/``: the student folder whole (what notebooks import, and the self-check), without
+  ``course/`` and ``engine/``, checked to import nothing of either;
+* ``pyproject.toml``, ``README.md`` and ``jupyter/`` from ``grader/course/student_kit_files/``: the
+  student's dependencies (no Dask, no instructor engine) and a JupyterLab with nbgrader's Validate
+  button but without its instructor pages (Formgrader, Create Assignment, courses, exchange).
 
 Entries get ordinary modes (0644 files, 0755 directories) and a fixed date, so the zip is the
 same for the same inputs.
@@ -19,49 +19,47 @@ import ast
 import zipfile
 from pathlib import Path
 
-from grader.settings import RELEASE_DIR
+from grader.engine.configuration import RELEASE_DIR
 
-#: The student side of ``grader``: what notebooks import, and the self-check.
-STUDENT_MODULES = ("__init__.py", "checks.py", "gradcheck.py", "datasets.py", "diagnose.py",
-                   "selfcheck.py")
-KIT_FILES = Path(__file__).resolve().parent / "kit_files"
+#: What of ``grader/`` is not the student's: the instructor's tools, the grading engine, and
+#: ``__main__.py`` (``python -m grader`` is the instructor's command line).
+NOT_STUDENT = {"course", "engine", "__main__.py", "__pycache__"}
+KIT_FILES = Path(__file__).resolve().parent / "student_kit_files"
 FILE_MODE, DIR_MODE = 0o644, 0o755
 DATE = (2026, 1, 1, 0, 0, 0)
 
 
-def student_modules(root: str | Path) -> list[Path]:
-    """The allow-listed modules present in ``<root>/grader``, in allow-list order."""
+def student_files(root: str | Path) -> list[Path]:
+    """The student folder ``<root>/grader``, whole: every file under it but :data:`NOT_STUDENT`."""
     package = Path(root) / "grader"
-    return [package / name for name in STUDENT_MODULES if (package / name).is_file()]
-
-
-#: Functions of ``selfcheck`` that only the instructor runs (``--mutants``, in the checkout).
-INSTRUCTOR_ONLY = {"selfcheck.py": {"agreement", "_main_mutants"}}
+    return sorted(p for p in package.rglob("*") if p.is_file()
+                  and not NOT_STUDENT & set(p.relative_to(package).parts) and p.suffix != ".pyc")
 
 
 def grader_imports(path: Path) -> set[str]:
-    """Top-level ``grader.*`` modules that ``path`` imports, lazily too, outside the
-    instructor-only functions of :data:`INSTRUCTOR_ONLY`."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    skip = INSTRUCTOR_ONLY.get(path.name, set())
-    tree.body = [n for n in tree.body if not (isinstance(n, ast.FunctionDef) and n.name in skip)]
+    """``grader.*`` modules that ``path`` imports, at the top or inside functions."""
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "grader":
+            names = [f"grader.{a.name}" for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            names = [node.module]
         else:
             continue
-        found |= {n.split(".")[1] for n in names if n.startswith("grader.")}
+        found |= {n for n in names if n.startswith("grader.")}
     return found
 
 
 def instructor_imports(root: str | Path) -> list[str]:
-    """``module -> grader.x`` for every import a student module makes outside the allow-list."""
-    allowed = {Path(n).stem for n in STUDENT_MODULES}
-    return [f"{path.name} -> grader.{m}" for path in student_modules(root)
-            for m in sorted(grader_imports(path) - allowed)]
+    """``file -> grader.x`` for every import of the instructor's (``course``, ``engine``) that
+    a file of the student folder makes."""
+    package = Path(root) / "grader"
+    return [f"{path.relative_to(package).as_posix()} -> {name}"
+            for path in student_files(root) if path.suffix == ".py"
+            for name in sorted(grader_imports(path))
+            if name.split(".")[1] in NOT_STUDENT]
 
 
 def kit_entries(root: str | Path) -> dict[str, Path]:
@@ -71,8 +69,8 @@ def kit_entries(root: str | Path) -> dict[str, Path]:
     for path in sorted((root / RELEASE_DIR).rglob("*")):
         if path.is_file() and not {"__pycache__", ".ipynb_checkpoints"} & set(path.parts):
             entries[path.relative_to(root).as_posix()] = path
-    for path in student_modules(root):
-        entries[f"grader/{path.name}"] = path
+    for path in student_files(root):
+        entries[path.relative_to(root).as_posix()] = path
     for path in sorted(KIT_FILES.rglob("*")):
         if path.is_file():
             entries[path.relative_to(KIT_FILES).as_posix()] = path
@@ -105,7 +103,7 @@ def write_zip(entries: dict[str, Path], dest: Path) -> Path:
 
 def build_student_kit(root: str | Path, dest: str | Path) -> Path:
     """Zip the student kit of course ``root`` into ``dest``; refuse a stale or leaky one."""
-    from grader.release import release_differences
+    from grader.course.release import release_differences
 
     root, dest = Path(root).resolve(), Path(dest).resolve()
     problems = release_differences(root)

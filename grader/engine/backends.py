@@ -1,6 +1,6 @@
 """Where jobs run: inline, a local process pool, or a Dask cluster (one interface).
 
-Every backend calls :func:`grader.executor.execute_job`, whose notebook processes come from a
+Every backend calls :func:`grader.engine.worker.execute_job`, whose notebook processes come from a
 pristine zygote: student code never runs in the coordinator, a pool worker or a Dask worker
 itself. ``reset`` forcibly replaces a pool that broke or hung; ``exclude`` keeps a worker that
 failed its canaries from getting more jobs (Dask; a local pool stops the run instead).
@@ -12,7 +12,8 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 
-from grader.executor import Job, execute_job, preload
+from grader.engine.job import Job
+from grader.engine.worker import execute_job, preload
 
 
 class InlineBackend:

@@ -8,7 +8,7 @@ post-processed by nbgrader, cells scored by nbgrader's own ``determine_grade``):
 * the **reference solution** (the source notebook, hidden tests included) must score full.
 
 Each worker runs them before its first job of the assignment and attaches what they produced
-to every result it returns (:func:`grader.executor.execute_job`); the coordinator calls
+to every result it returns (:func:`grader.engine.worker.execute_job`); the coordinator calls
 :meth:`Canaries.check` on that before it commits anything the worker produced. A grader that
 would give untouched stubs points, or the solution less than full marks, grades nobody.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.intake import source_files
+from grader.engine.intake import source_files
 
 STUB, SOLUTION = "stub", "solution"
 ISOLATION_TAG = "DLGRADER-ISOLATION"

@@ -10,7 +10,7 @@ release directory) and defuses the nbgrader 0.9.6 traps listed in COURSE_NOTES.m
 * any stderr output in a test cell scores 0 → :class:`IgnorePattern` drops stderr streams, so a
   warning printed by correct student code does not zero it (errors still fail the cell);
 * a deleted test cell is silently missed → ``OverwriteCells.add_missing_cells``;
-* feedback shows hidden-test source (#917) → :mod:`grader.feedback` strips it.
+* feedback shows hidden-test source (#917) → :mod:`grader.engine.hidden_tests` strips it.
 """
 
 from __future__ import annotations
@@ -21,12 +21,6 @@ from pathlib import Path
 
 from traitlets.config import Config
 
-ASSIGNMENTS = (
-    "01_linear_regression",
-    "02_softmax_regression",
-    "03_mlp_backprop",
-    "04_dropout",
-)
 SOURCE_DIR = "solutions"
 RELEASE_DIR = "notebooks"
 COURSE_ID = "dl-course-kit"
@@ -68,7 +62,10 @@ def configure(c: Config, root: str | Path | None = None) -> Config:
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import OverwriteCells
 
-    from grader.feedback import HideHiddenTests, RestoreHiddenTests  # late: nbgrader is heavy
+    from grader.engine.hidden_tests import (  # late: nbgrader is heavy
+        HideHiddenTests,
+        RestoreHiddenTests,
+    )
 
     # nbgrader #1961: every untouched hidden-test cell warned "checksum has changed"
     c.Autograde.sanitize_preprocessors = [
@@ -97,8 +94,8 @@ def ensure_environment_on_path() -> None:
 
 
 COURSE_CONFIG = (
-    '"""nbgrader configuration: every setting lives in grader.settings."""\n\n'
-    "from grader.settings import configure\n\n"
+    '"""nbgrader configuration: every setting lives in grader.engine.configuration."""\n\n'
+    "from grader.engine.configuration import configure\n\n"
     "configure(get_config())  # noqa: F821  (get_config is provided by traitlets)\n"
 )
 

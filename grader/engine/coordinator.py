@@ -3,14 +3,14 @@
 The *coordinator* (this module, one process) decides and records grades; workers only run
 notebooks. For every ``submitted/<student>/<assignment>/``:
 
-1. **intake** (:mod:`grader.intake`): read, repair and sanitise the notebooks;
-2. **execute** (:mod:`grader.backends` → :mod:`grader.executor`): each notebook in a fresh,
-   sandboxed process forked from a pristine zygote, with time, memory, process and output
+1. **intake** (:mod:`grader.engine.intake`): read, repair and sanitise the notebooks;
+2. **execute** (:mod:`grader.engine.backends` → :mod:`grader.engine.worker`): each notebook in
+   a fresh, sandboxed process forked from a pristine zygote, with time, memory, process and output
    limits — locally in a process pool (workers ≈ cores) or on a Dask cluster;
-3. **check the worker** (:mod:`grader.canary`): the results of a worker whose known-answer
+3. **check the worker** (:mod:`grader.engine.canary`): the results of a worker whose known-answer
    canaries failed are never recorded; the run stops (or, on Dask, the worker is excluded);
-4. **record** (:mod:`grader.record`, the only gradebook writer): fill outputs failing closed,
-   score with nbgrader, swap the new ``autograded/`` folder in atomically.
+4. **record** (:mod:`grader.engine.gradebook_writer`, the only gradebook writer): fill outputs
+   failing closed, score with nbgrader, swap the new ``autograded/`` folder in atomically.
 
 A failure of the machinery (a broken sandbox, a worker that died or hung, a pool that broke) is
 retried and, if it persists, reported for that submission with the previous grade kept — never
@@ -27,14 +27,15 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader import intake, record
-from grader.autograde import make_api
-from grader.backends import make_backend
-from grader.canary import Canaries, CanaryFailure
-from grader.executor import Job, Limits
-from grader.intake import GradingError, Prepared
-from grader.record import Outcome
-from grader.repairs import repair_grade_cells  # noqa: F401 - re-exported
+from grader.engine import gradebook_writer as record
+from grader.engine import intake
+from grader.engine.backends import make_backend
+from grader.engine.canary import Canaries, CanaryFailure
+from grader.engine.gradebook_writer import Outcome
+from grader.engine.intake import GradingError, Prepared
+from grader.engine.job import Job, Limits
+from grader.engine.nbgrader_api import make_api
+from grader.engine.repairs import repair_grade_cells  # noqa: F401 - re-exported
 
 __all__ = ["ClassGrader", "GradingError", "Outcome", "summary"]
 
@@ -129,7 +130,7 @@ class ClassGrader:
         source = self.coursedir.format_path(self.coursedir.source_directory, ".", assignment)
         if not os.path.isdir(source):
             raise GradingError(f"assignment {assignment!r} has no source in {source}")
-        from .autograde import generate_preserving_release
+        from grader.engine.nbgrader_api import generate_preserving_release
 
         result = generate_preserving_release(self.api, assignment)
         if not result["success"]:
@@ -209,9 +210,9 @@ class ClassGrader:
         Preparing, executing and committing overlap. Raises nothing for a student's doing;
         a canary failure stops the run and every submission not yet graded is reported failed.
         """
-        from grader.backends import DaskBackend
-        from grader.run import Run
-        from grader.sandbox import Refused, can_isolate, refusal
+        from grader.engine.backends import DaskBackend
+        from grader.engine.dispatch import Run
+        from grader.engine.sandbox import Refused, can_isolate, refusal
 
         if self.sandbox and not isinstance(self.backend, DaskBackend) and not can_isolate():
             self.backend.close()

@@ -13,10 +13,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import time
 
-from grader import record
-from grader.canary import CanaryFailure
-from grader.intake import Prepared
-from grader.record import Outcome
+from grader.engine import gradebook_writer as record
+from grader.engine.canary import CanaryFailure
+from grader.engine.gradebook_writer import Outcome
+from grader.engine.intake import Prepared
 
 STUDENT_FAULTS = ("died", "timeout", "output")
 

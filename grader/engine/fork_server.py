@@ -4,7 +4,7 @@ A worker (a pool process, a Dask worker, the coordinator with ``--workers 0``) h
 students' jobs in its memory; a process forked from it could read them back. The zygote is a
 *freshly started* interpreter that imports the heavy libraries and builds the shell, and then
 only ever receives two descriptors per request (the job pipe to read, the results pipe to
-write) — never a job's content. Each child it forks is :func:`grader.notebook_process.main`.
+write) — never a job's content. Each child it forks is :func:`child`.
 
 Protocol on its socket (one request at a time): the worker sends ``b"run"`` with the two
 descriptors attached; the zygote answers ``{"pid": ...}`` once forked and ``{"exit": status}``
@@ -21,7 +21,7 @@ import sys
 
 
 def serve(sock: socket.socket) -> None:
-    from grader import notebook_process, shell
+    from grader.engine import ipython_shell as shell
 
     shell.preload()
     sock.sendall(b'{"ready": true}\n')
@@ -32,12 +32,38 @@ def serve(sock: socket.socket) -> None:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the notebook's process
             sock.close()
-            notebook_process.main(fds[0], fds[1])
+            child(fds[0], fds[1])
         for fd in fds:
             os.close(fd)
         sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         _, status = os.waitpid(pid, 0)
         sock.sendall(json.dumps({"exit": status}).encode() + b"\n")
+
+
+def child(job_fd: int, out_fd: int) -> None:
+    """A fresh child of the fork server: keep only its two descriptors, read the job's
+    configuration, and run the notebook in one process (:mod:`grader.engine.notebook_process`)
+    or judged, in two (:mod:`grader.engine.judge.processes`). Never returns."""
+    from grader.engine import ipython_shell as sh
+    from grader.engine import notebook_process
+    from grader.engine.judge import processes as judged
+
+    code = 0
+    try:
+        os.setsid()
+        notebook_process.only_fds({job_fd, out_fd})
+        config = notebook_process.read_config(job_fd)
+        run = judged.main if config.get("judge") else notebook_process.main
+        code = run(config, job_fd, out_fd)
+    except BaseException as exc:  # noqa: BLE001 - report anything, then die quietly
+        code = 70
+        try:
+            msg = {"machinery": f"{type(exc).__name__}: {sh.safe_str(exc)}"}
+            os.write(out_fd, (json.dumps(msg) + "\n").encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
 
 
 class Zygote:
@@ -52,7 +78,8 @@ class Zygote:
         ours, theirs = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "JPY_"))}
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import grader.zygote as z; z._main()", str(theirs.fileno())],
+            [sys.executable, "-c", "import grader.engine.fork_server as z; z._main()",
+             str(theirs.fileno())],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, cwd="/", env=env, close_fds=True)
         theirs.close()

@@ -22,8 +22,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader.autograde import CellScores
-from grader.intake import Prepared
+from grader.engine.intake import Prepared
+from grader.engine.nbgrader_api import CellScores
 
 LEDGER_DIR = ".dlgrader/ledger"
 
@@ -48,7 +48,7 @@ class Outcome(CellScores):
     def ok(self) -> bool:
         return self.status in ("graded", "up to date")
 
-    success = ok  # the interface of grader.autograde.GradeResult, for grader.reports
+    success = ok  # the interface of nbgrader_api.GradeResult, for grader.course.grades
 
     @property
     def error(self) -> str | None:

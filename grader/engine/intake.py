@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader.repairs import repair_grade_cells
+from grader.engine.repairs import repair_grade_cells
 
 MAX_EXTRA_BYTES = 20 * 1024 * 1024
 FORMAT_VERSION = 2  # bump to invalidate every fingerprint

@@ -130,9 +130,47 @@ def error_output(exc: BaseException) -> dict:
 
 
 def make_shell():
-    from IPython.core.displayhook import DisplayHook
-    from IPython.core.displaypub import DisplayPublisher
+    """The IPython shell every cell runs in: outputs go to ``shell._dl_outputs`` (the current
+    cell's list), rich ones within ``shell._dl_rich_budget``; no history, no colours."""
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False  # no history database, open or inherited
+    config.HistoryManager.hist_file = ":memory:"
+    shell = _shell_class().instance(config=config, colors="nocolor", history_length=0,
+                                    cache_size=0)
+    shell.display_pub = _publisher_class()(shell=shell)
+    shell.displayhook = _result_hook_class()(shell=shell, cache_size=0)
+    shell.display_trap.hook = shell.displayhook
+    shell._dl_outputs = []
+    shell._dl_rich_budget = [0]
+    return shell
+
+
+def _shell_class():
+    """The shell: an exception becomes an ``error`` output; no GUI event loop."""
     from IPython.core.interactiveshell import InteractiveShell
+
+    class Shell(InteractiveShell):
+        _dl_outputs: list = []
+
+        def enable_gui(self, gui=None):  # inline figures need no event loop
+            pass
+
+        def _showtraceback(self, etype, evalue, stb):
+            self._dl_outputs.append({
+                "output_type": "error",
+                "ename": getattr(etype, "__name__", safe_str(etype)),
+                "evalue": safe_str(evalue),
+                "traceback": [safe_str(line, 20000) for line in stb],
+            })
+
+    return Shell
+
+
+def _publisher_class():
+    """What ``display()`` shows becomes ``display_data``, cut at the cell's rich budget."""
+    from IPython.core.displaypub import DisplayPublisher
 
     class Publisher(DisplayPublisher):
         def publish(self, data, metadata=None, source=None, *, transient=None, update=False,
@@ -153,6 +191,13 @@ def make_shell():
 
         def clear_output(self, wait=False):
             self.shell._dl_outputs.clear()
+
+    return Publisher
+
+
+def _result_hook_class():
+    """A cell's last value becomes ``execute_result``, cut at the cell's rich budget."""
+    from IPython.core.displayhook import DisplayHook
 
     class Hook(DisplayHook):
         def write_output_prompt(self):
@@ -175,32 +220,7 @@ def make_shell():
         def finish_displayhook(self):
             pass
 
-    class Shell(InteractiveShell):
-        _dl_outputs: list = []
-
-        def enable_gui(self, gui=None):  # inline figures need no event loop
-            pass
-
-        def _showtraceback(self, etype, evalue, stb):
-            self._dl_outputs.append({
-                "output_type": "error",
-                "ename": getattr(etype, "__name__", safe_str(etype)),
-                "evalue": safe_str(evalue),
-                "traceback": [safe_str(line, 20000) for line in stb],
-            })
-
-    from traitlets.config import Config
-
-    config = Config()
-    config.HistoryManager.enabled = False  # no history database, open or inherited
-    config.HistoryManager.hist_file = ":memory:"
-    shell = Shell.instance(config=config, colors="nocolor", history_length=0, cache_size=0)
-    shell.display_pub = Publisher(shell=shell)
-    shell.displayhook = Hook(shell=shell, cache_size=0)
-    shell.display_trap.hook = shell.displayhook
-    shell._dl_outputs = []
-    shell._dl_rich_budget = [0]
-    return shell
+    return Hook
 
 
 def run_cell(shell, source: str, outputs: list, limits) -> bool:

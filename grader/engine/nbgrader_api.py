@@ -2,7 +2,7 @@
 
 Wraps the traps of nbgrader 0.9.6 (COURSE_NOTES.md) so callers never meet them:
 ``NbGraderAPI.autograde`` never raises (its ``success`` flag is checked here), and the kit's
-settings (:mod:`grader.settings`) are always applied.
+settings (:mod:`grader.engine.configuration`) are always applied.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.settings import make_config
+from grader.engine.configuration import make_config
 
 
 class CellScores:

@@ -1,18 +1,20 @@
 """The process that runs one student's notebook: forked from a pristine zygote, then sandboxed.
 
-Its life, in order (:func:`main`):
+Its life, in order (:func:`grader.engine.fork_server.child`, then :func:`main`):
 
 1. inherit nothing: a new session, every descriptor closed but the two it was handed (the job
-   to read, the results pipe to write), standard input and output on ``/dev/null``;
-2. read its job (JSON) from the job pipe;
+   to read, the results pipe to write), standard input and output on ``/dev/null``
+   (:func:`only_fds`);
+2. read its job (JSON) from the job pipe: the configuration line first (:func:`read_config`;
+   a judged job goes on in :mod:`grader.engine.judge.processes`), then the cells;
 3. sandboxed: as root, join its cgroup, unshare PID/mount/network/IPC namespaces and fork the
    process that will be PID 1 there (everything it starts dies with it), which builds the
    allow-list root and drops to its own uid; without root, the same inside a user namespace of
-   its own, dropping every capability instead of switching uid (:mod:`grader.sandbox`);
+   its own, dropping every capability instead of switching uid (:mod:`grader.engine.sandbox`);
 4. prove the sandbox works (:func:`probe`): it can read the Python installation, import a
    module nobody imported yet, and report an exception — else it reports a *machinery* failure;
-5. run the code cells in the IPython shell of :mod:`grader.shell` and stream one JSON line per
-   cell — or, with a judge (:mod:`grader.judged`), leave the test cells to it.
+5. run the code cells in the IPython shell of :mod:`grader.engine.ipython_shell` and stream one
+   JSON line per cell.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import signal
 import sys
 import time
 
-from grader import shell as sh
-from grader.shell import run_cell
+from grader.engine import ipython_shell as sh
+from grader.engine.ipython_shell import run_cell
 
 PROBE_IMPORT = "colorsys"  # a stdlib module nothing preloads: proves lazy imports still work
 PR_SET_PDEATHSIG = 1
@@ -93,7 +95,7 @@ def emitter(fd: int):
     return emit
 
 
-def _only_fds(keep: set[int]) -> None:
+def only_fds(keep: set[int]) -> None:
     """Close every inherited descriptor but ``keep``; 0, 1, 2 point to /dev/null."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -105,6 +107,17 @@ def _only_fds(keep: set[int]) -> None:
                 os.close(fd)
             except OSError:
                 pass
+
+
+def read_config(fd: int, limit: int = 1 << 20) -> dict:
+    """The job's first line, read byte by byte: nothing after it is in this process yet."""
+    data = bytearray()
+    while len(data) < limit:
+        b = os.read(fd, 1)
+        if not b or b == b"\n":
+            return json.loads(bytes(data))
+        data += b
+    raise Machinery("job configuration too large")
 
 
 def read_job(fd: int, limit: int = 64 << 20) -> dict:
@@ -123,8 +136,8 @@ def read_job(fd: int, limit: int = 64 << 20) -> dict:
 
 def _run(job: dict, emit, uid: int) -> None:
     """Sandbox, probe, then every cell (runs as the process that will execute student code)."""
-    from grader import sandbox
-    from grader.executor import Limits
+    from grader.engine import sandbox
+    from grader.engine.job import Limits
 
     limits = Limits(**job["limits"])
     info = sandbox.enter(job["workdir"], job["root"], limits, uid, enabled=job["sandbox"],
@@ -175,41 +188,24 @@ def _init(job: dict, emit, uid: int) -> int:
             return code
 
 
-def main(job_fd: int, out_fd: int) -> None:
-    """Entry point in the zygote's fresh child; never returns."""
-    code = 0
-    try:
-        os.setsid()
-        _only_fds({job_fd, out_fd})
-        from grader import judged
+def main(config: dict, job_fd: int, out_fd: int) -> int:
+    """A notebook run in this one process (no judge): read the cells, sandbox, run them all;
+    return the exit code (the fork server's child, :func:`grader.engine.fork_server.child`)."""
+    job = {**config, **read_job(job_fd)}
+    emit = emitter(out_fd)
+    uid = job["uid"]
+    if not job["sandbox"]:
+        _run(job, emit, uid)
+        return 0
+    from grader.engine import sandbox  # the worker checked that isolation is possible
 
-        config = judged.read_config(job_fd)
-        if config.get("judge"):
-            os._exit(judged.main(config, job_fd, out_fd))
-        job = {**config, **read_job(job_fd)}
-        emit = emitter(out_fd)
-        uid = job["uid"]
-        if job["sandbox"]:  # the worker checked that isolation is possible
-            from grader import sandbox
-
-            for d in job.get("cgroups", []):
-                with open(os.path.join(d, "cgroup.procs"), "w") as fh:
-                    fh.write(str(os.getpid()))
-            sandbox.unshare_for_notebook(job.get("mode", sandbox.ROOT), uid)
-            pid = os.fork()
-            if pid == 0:  # PID 1 of the new namespace: reaps, and takes everything down
-                ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-                os._exit(_init(job, emit, uid))
-            _, status = os.waitpid(pid, 0)
-            code = os.waitstatus_to_exitcode(status) & 0xFF
-        else:
-            _run(job, emit, uid)
-    except BaseException as exc:  # noqa: BLE001 - report anything, then die quietly
-        code = 70
-        try:
-            msg = {"machinery": f"{type(exc).__name__}: {sh.safe_str(exc)}"}
-            os.write(out_fd, (json.dumps(msg) + "\n").encode())
-        except OSError:
-            pass
-    finally:
-        os._exit(code)
+    for d in job.get("cgroups", []):
+        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
+            fh.write(str(os.getpid()))
+    sandbox.unshare_for_notebook(job.get("mode", sandbox.ROOT), uid)
+    pid = os.fork()
+    if pid == 0:  # PID 1 of the new namespace: reaps, and takes everything down
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os._exit(_init(job, emit, uid))
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) & 0xFF

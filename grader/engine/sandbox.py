@@ -501,7 +501,7 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     """Isolate the current process and ``chdir`` into its job folder; describe what held.
 
     Call in a process that is already PID 1 of a new PID namespace, or its child (see
-    :mod:`grader.notebook_process`), already in its cgroup (root) or its user namespace.
+    :mod:`grader.engine.notebook_process`), already in its cgroup (root) or its user namespace.
     """
     info = {"isolated": False, "network": "host", "user": os.geteuid(), "root": "host",
             "cwd": workdir, "mode": NONE}

@@ -1,16 +1,17 @@
 """Worker side of class grading: run one notebook in a fresh, sandboxed process; relay results.
 
-For each job the worker asks its zygote (:mod:`grader.zygote`, a pristine fork server) for a
-process, hands it the job through a pipe, and reads one JSON line per finished cell from
-another pipe — parsed, never unpickled, with a deadline on every wait and a limit on every byte
-count. The process tree is limited as a whole (a cgroup, as root) and killed as a whole at the
-end. A worker that cannot isolate (:func:`grader.sandbox.probe`) runs no sandboxed job: each
-fails as a machinery failure naming what was refused, on the local pool and on Dask alike.
+For each job the worker asks its zygote (:mod:`grader.engine.fork_server`, a pristine fork
+server) for a process, hands it the job through a pipe, and reads one JSON line per finished
+cell from another pipe — parsed, never unpickled, with a deadline on every wait and a limit on
+every byte count. The process tree is limited as a whole (a cgroup, as root) and killed as a
+whole at the end. A worker that cannot isolate (:func:`grader.engine.sandbox.probe`) runs no
+sandboxed job: each fails as a machinery failure naming what was refused, on the local pool and
+on Dask alike.
 
 Before its first job of an assignment the worker also runs that assignment's **canaries** (the
 untouched release notebook and the reference solution) through the same path and attaches what
 they produced to every result, so the coordinator can check this very worker before trusting
-anything it returns (:mod:`grader.canary`).
+anything it returns (:mod:`grader.engine.canary`).
 
 :func:`execute_job` is a plain picklable function: the local pool, the coordinator itself and
 Dask workers all call it. It never decides grades; the coordinator does.
@@ -29,41 +30,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from grader import sandbox
-from grader.zygote import Zygote
-
-
-@dataclass
-class Limits:
-    """Resource limits for one notebook's process tree."""
-
-    cell_timeout: float = 60.0  # seconds of wall time per cell
-    notebook_timeout: float = 300.0  # seconds of wall time for the whole notebook
-    memory_mb: int = 4096  # memory of the whole process tree (per process without root)
-    max_processes: int = 64  # processes and threads (fork bombs)
-    max_output_chars: int = 200_000  # per stream, per cell
-    max_rich_chars: int = 5_000_000  # figures, HTML, results: all of a cell's rich output
-    max_file_mb: int = 200  # largest file the notebook may write
-    tmp_mb: int = 256  # each of /tmp, /dev/shm and home (memory-backed, gone afterwards)
-    job_mb: int = 512  # the job folder /job: its files and what the notebook writes there
-    max_result_mb: int = 64  # everything the process may send back
-
-
-@dataclass
-class Job:
-    """One notebook to execute: code cells by index, plus files for its working directory."""
-
-    key: str  # "student/assignment/notebook", for messages
-    cells: dict[int, str]  # cell index -> source of a code cell
-    files: dict[str, bytes] = field(default_factory=dict)
-    limits: Limits = field(default_factory=Limits)
-    sandbox: bool = True  # required: a machine that cannot isolate runs nothing
-    protect: list[str] = field(default_factory=list)  # paths never exposed (the course)
-    canaries: list[Job] = field(default_factory=list)  # run once per worker, results attached
-    tests: list[int] = field(default_factory=list)  # graded test cells: run by the judge
-    setup: str = ""  # the notebook's locked setup code: its imports are the judge's
-    judge: bool = False  # test cells in a judge process (grader.judged)
-
+from grader.engine import sandbox
+from grader.engine.fork_server import Zygote
+from grader.engine.job import Job
 
 HARD_CELL_GRACE = 3.0  # seconds past the per-cell limit before the process is killed
 
@@ -201,8 +170,45 @@ def _read_results(result: ExecResult, fd: int, job: Job, started: float) -> str 
 
 def run_notebook(job: Job) -> ExecResult:
     """Run ``job`` in a fresh process from the zygote; never raises for the student's doing."""
-    global _zygote, _job_area
-    if job.sandbox and not sandbox.can_isolate():  # fail closed, on every kind of worker
+    refused = _refused(job)
+    if refused is not None:
+        return refused
+    started = time.perf_counter()
+    folders = workdir, root, judge_root = _job_folders()
+    mode = sandbox.mode() if job.sandbox else sandbox.NONE
+    uid = sandbox.UID_BASE + (os.getpid() * 7919 + next(_seq)) % sandbox.UID_SPAN
+    tree = sandbox.TreeLimit(f"dlgrader-{uid}-{os.getpid()}", job.limits.memory_mb,
+                             job.limits.max_processes) if mode == sandbox.ROOT else None
+    result = ExecResult(job.key, "ok", worker=worker_id())
+    pid = None
+    try:
+        _write_files(workdir, job.files)
+        pid, out_r, job_w = _fork()
+        _send(job_w, _job_spec(job, workdir, (root, judge_root), uid, tree.dirs if tree else [],
+                               job.sandbox, mode))
+        stopped = _read_results(result, out_r, job, started)
+        os.close(out_r)
+        _kill_tree(pid, tree)
+        _settle(result, job, stopped, _zygote.read(timeout=30).get("exit", 0))
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        if pid is not None:
+            _kill_tree(pid, tree)
+        _zygote.stop()  # a fresh one next time
+        result.status, result.detail = "machinery", f"{type(exc).__name__}: {exc}"
+    finally:
+        if tree is not None:
+            tree.remove()
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+    result.total_seconds = time.perf_counter() - started
+    return result
+
+
+def _refused(job: Job) -> ExecResult | None:
+    """A machinery failure when this worker cannot run ``job``: it cannot isolate (fail closed,
+    on every kind of worker), or its zygote does not start; else None, the zygote running."""
+    global _zygote
+    if job.sandbox and not sandbox.can_isolate():
         return ExecResult(job.key, "machinery", worker=worker_id(), detail=(
             f"{worker_id()} cannot isolate student code, so it runs none: "
             + "; ".join(f"{k}: {v}" for k, v in sandbox.probe()[1].items())))
@@ -215,73 +221,66 @@ def run_notebook(job: Job) -> ExecResult:
         _zygote.stop()
         return ExecResult(job.key, "machinery", detail=f"the zygote did not start: {exc}",
                           worker=worker_id())
-    started = time.perf_counter()
+    return None
+
+
+def _job_folders() -> tuple[str, str, str]:
+    """Fresh folders for one job: its working directory, the notebook's root, the judge's."""
+    global _job_area
     if _job_area is None or not os.path.isdir(_job_area):
         _job_area = tempfile.mkdtemp(prefix="dlgrade-jobs-")
-    workdir = tempfile.mkdtemp(prefix="job-", dir=_job_area)
-    root = tempfile.mkdtemp(prefix="root-", dir=_job_area)
-    judge_root = tempfile.mkdtemp(prefix="judge-", dir=_job_area)
-    isolate = job.sandbox
-    mode = sandbox.mode() if isolate else sandbox.NONE
-    uid = sandbox.UID_BASE + (os.getpid() * 7919 + next(_seq)) % sandbox.UID_SPAN
-    tree = sandbox.TreeLimit(f"dlgrader-{uid}-{os.getpid()}", job.limits.memory_mb,
-                             job.limits.max_processes) if mode == sandbox.ROOT else None
-    result = ExecResult(job.key, "ok", worker=worker_id())
-    pid = None
+    return tuple(tempfile.mkdtemp(prefix=prefix, dir=_job_area)
+                 for prefix in ("job-", "root-", "judge-"))
+
+
+def _write_files(workdir: str, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = os.path.join(workdir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+
+def _fork() -> tuple[int, int, int]:
+    """A fresh process from the zygote: its pid, the results pipe to read, the job pipe to
+    write (the child holds the other ends, and nothing else of ours)."""
+    job_r, job_w = os.pipe()
+    out_r, out_w = os.pipe()
     try:
-        for name, data in job.files.items():
-            path = os.path.join(workdir, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as fh:
-                fh.write(data)
-        job_r, job_w = os.pipe()
-        out_r, out_w = os.pipe()
-        try:
-            pid = _zygote.fork(job_r, out_w)
-        finally:
-            os.close(job_r)
-            os.close(out_w)
-        spec = _job_spec(job, workdir, (root, judge_root), uid, tree.dirs if tree else [],
-                         isolate, mode)
-        try:
-            with os.fdopen(job_w, "wb") as fh:
-                fh.write(spec)
-        except BrokenPipeError:
-            pass
-        stopped = _read_results(result, out_r, job, started)
-        os.close(out_r)
-        _kill_tree(pid, tree)
-        status = _zygote.read(timeout=30).get("exit", 0)
-        if stopped and result.status == "ok":
-            result.status = "output" if "output" in stopped or "malformed" in stopped \
-                else "timeout"
-            result.detail = stopped
-        elif result.status == "ok" and result.running is not None or (
-                result.status == "ok" and not _finished(result, job)):
-            result.status = "died"
-            if "signal" in result.ended:
-                result.detail = f"the process was killed by signal {result.ended['signal']}"
-            elif "code" in result.ended:
-                result.detail = f"the process exited with code {result.ended['code']}"
-            elif os.WIFSIGNALED(status):
-                result.detail = f"the process was killed by signal {os.WTERMSIG(status)}"
-            else:
-                result.detail = f"the process exited with code {os.waitstatus_to_exitcode(status)}"
-        if job.sandbox and not result.sandbox and result.status == "ok":
-            result.status, result.detail = "machinery", "the process never reported its sandbox"
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        if pid is not None:
-            _kill_tree(pid, tree)
-        _zygote.stop()  # a fresh one next time
-        result.status, result.detail = "machinery", f"{type(exc).__name__}: {exc}"
+        pid = _zygote.fork(job_r, out_w)
     finally:
-        if tree is not None:
-            tree.remove()
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(judge_root, ignore_errors=True)
-    result.total_seconds = time.perf_counter() - started
-    return result
+        os.close(job_r)
+        os.close(out_w)
+    return pid, out_r, job_w
+
+
+def _send(job_w: int, spec: bytes) -> None:
+    try:
+        with os.fdopen(job_w, "wb") as fh:
+            fh.write(spec)
+    except BrokenPipeError:  # the process is gone already: its results will say why
+        pass
+
+
+def _settle(result: ExecResult, job: Job, stopped: str | None, status: int) -> None:
+    """Name how the process ended: stopped by the worker (time, output), died early (signal or
+    exit code), or never reported its sandbox (a machinery failure)."""
+    if stopped and result.status == "ok":
+        result.status = "output" if "output" in stopped or "malformed" in stopped else "timeout"
+        result.detail = stopped
+    elif result.status == "ok" and result.running is not None or (
+            result.status == "ok" and not _finished(result, job)):
+        result.status = "died"
+        if "signal" in result.ended:
+            result.detail = f"the process was killed by signal {result.ended['signal']}"
+        elif "code" in result.ended:
+            result.detail = f"the process exited with code {result.ended['code']}"
+        elif os.WIFSIGNALED(status):
+            result.detail = f"the process was killed by signal {os.WTERMSIG(status)}"
+        else:
+            result.detail = f"the process exited with code {os.waitstatus_to_exitcode(status)}"
+    if job.sandbox and not result.sandbox and result.status == "ok":
+        result.status, result.detail = "machinery", "the process never reported its sandbox"
 
 
 def _finished(result: ExecResult, job: Job) -> bool:

@@ -1,12 +1,12 @@
 """A trusted judge: test cells run in a process student code cannot reach (issue 10).
 
-* :mod:`grader.judge.codec`: values as JSON + raw array bytes; decoding never runs code
-  (:mod:`grader.judge.message`: one whole message as bytes; :mod:`grader.judge.base`: errors,
-  limits, allowed dtypes).
-* :mod:`grader.judge.rpc`: the re-entrant request/response :class:`Endpoint`
-  (:mod:`grader.judge.handles`: the table of lent objects).
-* :mod:`grader.judge.proxy`: ``Remote`` / ``JudgeObject`` and what the judge may lend.
-* :mod:`grader.judge.runner`: :class:`Judge` (runs test cells) and :func:`serve_student`.
+* :mod:`grader.engine.judge.codec`: values as JSON + raw array bytes; decoding never runs code
+  (:mod:`grader.engine.judge.message`: one whole message as bytes;
+  :mod:`grader.engine.judge.base`: errors, limits, allowed dtypes).
+* :mod:`grader.engine.judge.rpc`: the re-entrant request/response :class:`Endpoint`
+  (:mod:`grader.engine.judge.handles`: the table of lent objects).
+* :mod:`grader.engine.judge.proxy`: ``Remote`` / ``JudgeObject`` and what the judge may lend.
+* :mod:`grader.engine.judge.runner`: :class:`Judge` (runs test cells) and :func:`serve_student`.
 
 Wiring (two processes joined by ``socket.socketpair()``)::
 
@@ -22,12 +22,12 @@ one, and end both processes. Releases of handles ride on the next message rather
 requests of their own.
 """
 
-from grader.judge.base import Limits, ProtocolError, Refused, StudentError
-from grader.judge.handles import HandleTable
-from grader.judge.message import decode, encode
-from grader.judge.proxy import JudgeObject, Remote, judge_policy
-from grader.judge.rpc import Endpoint
-from grader.judge.runner import Judge, judge_endpoint, serve_student, student_endpoint
+from grader.engine.judge.base import Limits, ProtocolError, Refused, StudentError
+from grader.engine.judge.handles import HandleTable
+from grader.engine.judge.message import decode, encode
+from grader.engine.judge.proxy import JudgeObject, Remote, judge_policy
+from grader.engine.judge.rpc import Endpoint
+from grader.engine.judge.runner import Judge, judge_endpoint, serve_student, student_endpoint
 
 __all__ = [
     "Endpoint", "HandleTable", "Judge", "JudgeObject", "Limits", "ProtocolError", "Refused",

@@ -90,8 +90,9 @@ def _library_dirs() -> tuple[str, ...]:
     import sys
     import sysconfig
 
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))}
+    import grader
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, grader.__path__[0]}
     dirs |= {v for k, v in sysconfig.get_paths().items() if k in (
         "stdlib", "platstdlib", "purelib", "platlib")}
     return tuple(os.path.join(os.path.abspath(d), "") for d in dirs if d)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grader.judge.base import (
+from grader.engine.judge.base import (
     DEFAULT_LIMITS,
     DTYPES,
     MAX_INT,

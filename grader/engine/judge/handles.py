@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from grader.judge.base import ProtocolError
+from grader.engine.judge.base import ProtocolError
 
 
 class HandleTable:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from grader.judge.base import DEFAULT_LIMITS, Limits, ProtocolError, Refused
-from grader.judge.codec import bad, pack, unpack, unpack_arrays
+from grader.engine.judge.base import DEFAULT_LIMITS, Limits, ProtocolError, Refused
+from grader.engine.judge.codec import bad, pack, unpack, unpack_arrays
 
 
 def parse_header(data: bytes) -> dict:

@@ -1,7 +1,7 @@
 """A notebook run in two processes: the judge decides, the student process only answers.
 
 The zygote's child reads the job's *configuration* (no cell in it), joins the notebook's cgroup
-and forks the **student process** (sandboxed as in :mod:`grader.notebook_process`: its own
+and forks the **student process** (sandboxed as in :mod:`grader.engine.notebook_process`: its own
 namespaces and uid, the allow-list root). Only then does it read the cells, so the student's
 memory never held a hidden test. It becomes the **judge**: it drops to a uid of its own (no
 network, no root; without root: a user namespace of its own, every capability dropped,
@@ -9,8 +9,8 @@ non-dumpable, outside the student's PID namespace), and walks the notebook in or
 
 * an ordinary cell is sent to the student process, which runs it and answers with its outputs
   (parsed as bounded JSON and relayed to the worker: prints and plots land in the notebook);
-* a graded test cell runs *in the judge* (:class:`grader.judge.Judge`): student functions,
-  classes and objects are reached through the narrow protocol of :mod:`grader.judge`, and the
+* a graded test cell runs *in the judge* (:class:`grader.engine.judge.Judge`): student functions,
+  classes and objects are reached through the narrow protocol of :mod:`grader.engine.judge`, and the
   cell passes only if it ran to its end in the judge.
 
 The student process holds two sockets to the judge and nothing else: it cannot write to the
@@ -27,8 +27,8 @@ import socket
 import sys
 import time
 
-from grader import notebook_process as npx
-from grader import shell as sh
+from grader.engine import ipython_shell as sh
+from grader.engine import notebook_process as npx
 
 JUDGE_UID_OFFSET = 50_000  # judge uids sit above the sandbox users' range
 GRACE = 5.0  # seconds past the cell limit the judge waits for the student process
@@ -75,25 +75,14 @@ class Lines:
         return msg
 
 
-def read_config(fd: int, limit: int = 1 << 20) -> dict:
-    """The job's first line, read byte by byte: nothing after it is in this process yet."""
-    data = bytearray()
-    while len(data) < limit:
-        b = os.read(fd, 1)
-        if not b or b == b"\n":
-            return json.loads(bytes(data))
-        data += b
-    raise npx.Machinery("job configuration too large")
-
-
 # ----------------------------------------------------------------------------- student side
 
 
 def student_main(config: dict, rpc: socket.socket, cmd: socket.socket) -> None:
     """The student process: sandbox, probe, then run cells and serve the judge on command."""
-    from grader import sandbox
-    from grader.executor import Limits
-    from grader.judge import ProtocolError, serve_student, student_endpoint
+    from grader.engine import sandbox
+    from grader.engine.job import Limits
+    from grader.engine.judge import ProtocolError, serve_student, student_endpoint
 
     limits = Limits(**config["limits"])
     lines = Lines(cmd, limits.max_result_mb << 20)
@@ -215,7 +204,7 @@ def _student_error(exc: BaseException) -> dict:
 
 def _test_cell(judge, lines: Lines, index: int, source: str, limits) -> dict:
     """Run one graded test cell in this process; its outcome is decided here."""
-    from grader.judge import ProtocolError
+    from grader.engine.judge import ProtocolError
 
     lines.send({"test": index})
     outputs: list = []
@@ -255,13 +244,13 @@ def _test_cell(judge, lines: Lines, index: int, source: str, limits) -> dict:
 
 def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.socket) -> None:
     """The judge: read the cells, drop privileges, walk the notebook."""
-    from grader.executor import Limits
-    from grader.judge import Judge, judge_endpoint
+    from grader.engine.job import Limits
+    from grader.engine.judge import Judge, judge_endpoint
 
     work = npx.read_job(job_fd)
     limits = Limits(**config["limits"])
     if config["sandbox"]:  # its own allow-list root, its own uid, no network
-        from grader import sandbox
+        from grader.engine import sandbox
 
         sandbox.enter_judge(config["judge_root"], limits, config["uid"] + JUDGE_UID_OFFSET,
                             config["protect"], mode=config.get("mode", sandbox.ROOT))
@@ -301,7 +290,7 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
 
 def main(config: dict, job_fd: int, out_fd: int) -> int:
     """In the zygote's child, after it kept only its two descriptors: returns an exit code."""
-    from grader import sandbox
+    from grader.engine import sandbox
 
     rpc_j, rpc_s = socket.socketpair()
     cmd_j, cmd_s = socket.socketpair()

@@ -7,7 +7,7 @@ expected fails the check instead of passing it. :class:`JudgeObject` (student si
 a test's callback, helper object or generator; it works only while a test cell runs.
 
 :func:`judge_policy` decides which judge objects may be lent to student code (everything else
-raises :class:`~grader.judge.codec.Refused`): functions and methods (their internals are
+raises :class:`~grader.engine.judge.codec.Refused`): functions and methods (their internals are
 ``_``-names, never served), functions of NumPy and ``math``, NumPy objects
 (``np.random.Generator``, ufuncs), instances of classes defined in test cells and of ``grader``
 classes. Never a module, a class, a frame or code object, a ``builtins`` function (``open``,
@@ -22,7 +22,7 @@ import types
 
 import numpy as np
 
-from grader.judge.base import Proxy, Refused
+from grader.engine.judge.base import Proxy, Refused
 
 #: ``__name__`` of the namespace test cells run in (their classes' ``__module__``).
 JUDGE_MODULE = "__judge__"
@@ -35,7 +35,7 @@ def _safe_module(name: object) -> bool:
         return False
     root = name.split(".")[0]
     return name == JUDGE_MODULE or root == "numpy" or (
-        root == "grader" and not name.startswith("grader.judge"))
+        root == "grader" and not name.startswith(("grader.engine", "grader.course")))
 
 
 def judge_policy(obj: object) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from grader.judge.base import (
+from grader.engine.judge.base import (
     DEFAULT_LIMITS,
     Limits,
     ProtocolError,
@@ -35,9 +35,9 @@ from grader.judge.base import (
     notebook_frames,
     text_of,
 )
-from grader.judge.codec import Packed, pack, unpack, unpack_arrays
-from grader.judge.handles import HandleTable
-from grader.judge.message import parse_header
+from grader.engine.judge.codec import Packed, pack, unpack, unpack_arrays
+from grader.engine.judge.handles import HandleTable
+from grader.engine.judge.message import parse_header
 
 MAGIC = b"DLJ1"
 PREFIX = 16  # magic, header length (4 bytes), blob length (8 bytes)

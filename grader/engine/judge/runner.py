@@ -4,10 +4,10 @@
 own namespace, then each test cell (``run_test_cell``) in that namespace. Before a cell runs,
 every global name it reads but does not bind itself is fetched from the student process
 (``lookup``), except builtins, names the setup imports bind, and ``_``-names bound by an earlier
-test cell. A student function, class or object arrives as a :class:`~grader.judge.proxy.Remote`;
-data arrives by value; a student *module* is replaced by the judge's own import of the same
-name when it is on :data:`TRUSTED_MODULES`, else the cell fails. A name the student does not
-have is left unbound, so the cell fails with an ordinary ``NameError``.
+test cell. A student function, class or object arrives as a
+:class:`~grader.engine.judge.proxy.Remote`; data arrives by value; a student *module* is replaced by
+the judge's own import of the same name when it is on :data:`TRUSTED_MODULES`, else the cell fails.
+A name the student does not have is left unbound, so the cell fails with an ordinary ``NameError``.
 
 ``assert_no_loops(fn)`` reads ``fn``'s source: for a Remote the judge takes the source from the
 notebook's submitted code cells (``sources``, cell order, last definition wins), found by the
@@ -31,9 +31,9 @@ from collections.abc import Mapping
 
 from grader import checks
 from grader.diagnose import fail
-from grader.judge.base import DEFAULT_LIMITS, Limits, ProtocolError
-from grader.judge.proxy import JUDGE_MODULE, JudgeObject, Remote, judge_policy
-from grader.judge.rpc import Endpoint, HandleTable
+from grader.engine.judge.base import DEFAULT_LIMITS, Limits, ProtocolError
+from grader.engine.judge.proxy import JUDGE_MODULE, JudgeObject, Remote, judge_policy
+from grader.engine.judge.rpc import Endpoint, HandleTable
 
 #: Student modules a test cell may use (the judge imports its own copy): roots of dotted names.
 TRUSTED_MODULES = frozenset({
