@@ -41,7 +41,7 @@ def _read_by_hand(nb, path) -> dict[str, str]:
     import re
     import tomllib
 
-    from grader.submissions import is_autograded_test, nbgrader_meta
+    from grader.course.submissions import is_autograded_test, nbgrader_meta
 
     with open(path, "rb") as fh:
         by_hand = tomllib.load(fh).get("read_by_hand", {})
