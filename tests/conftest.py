@@ -10,6 +10,24 @@ from grader.course.release import available_assignments
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = available_assignments(ROOT)
+#: Bugs written blind, from each release notebook's text alone (tests/test_blind_bugs.py).
+BLIND_BUGS = ROOT / "tests" / "blind_bugs"
+
+_SUITES: dict = {}
+
+
+def graded_suite(assignment: str):
+    """Solution, stubs, declared mutants, alternatives and the blind bugs of ``assignment``,
+    graded in one class-grading run and shared by the tests that read it (test_mutants,
+    test_blind_bugs)."""
+    if assignment not in _SUITES:
+        from grader.course.mutants import evaluate
+        from grader.course.submissions import load_definition_bugs
+
+        corpus = BLIND_BUGS / f"{assignment}.toml"
+        extra = (lambda answers: load_definition_bugs(corpus, answers)) if corpus.exists() else None
+        _SUITES[assignment] = evaluate(ROOT, assignment, extra=extra)
+    return _SUITES[assignment]
 
 _REPORTS: list[str] = []
 

@@ -5,16 +5,16 @@ it (no message names a wrong cause). The tables are printed at the end of the ru
 import nbformat
 import pytest
 
-from grader.course.mutants import MutantOutcome, evaluate, failing_cell_causes, mutants_file
+from grader.course.mutants import MutantOutcome, failing_cell_causes, mutants_file
 from grader.course.submissions import Mutant, load_alternatives, load_mutants
 from grader.engine.nbgrader_api import GradeResult
 
-from .conftest import ASSIGNMENTS, ROOT, add_report
+from .conftest import ASSIGNMENTS, ROOT, add_report, graded_suite
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
 def report(request):
-    rep = evaluate(ROOT, request.param)
+    rep = graded_suite(request.param)
     add_report(rep.table())
     return rep
 

@@ -10,6 +10,7 @@ from grader.course.submissions import (
     autograded_test_points,
     fill,
     half_done_answers,
+    load_definition_bugs,
     load_mutants,
     make_noisy,
     mutate,
@@ -115,3 +116,29 @@ def test_authoring_cells_round_trip_through_nbformat(tmp_path):
     save(nb, tmp_path / "n.ipynb")
     back = nbformat.read(tmp_path / "n.ipynb", as_version=4)
     assert back.cells[0].metadata["nbgrader"]["points"] == 1
+
+
+def test_definition_bugs_replace_one_whole_definition(tmp_path):
+    answers = {"f": "import math\n\n@staticmethod\ndef f(x):\n    return 2 * x\n\nY = 1",
+               "why": "Because."}
+    corpus = tmp_path / "bugs.toml"
+    corpus.write_text('[[bug]]\nname = "plus"\ntarget = "f"\ndescription = "adds"\n'
+                      "source = \'\'\'\ndef f(x):\n    return x + 2\n\'\'\'\n")
+    [bug] = load_definition_bugs(corpus, answers)
+    assert (bug.cell, bug.caught_by, bug.diagnosis) == ("f", (), None)
+    assert mutate(answers, bug)["f"] == "import math\n\ndef f(x):\n    return x + 2\n\nY = 1"
+
+
+@pytest.mark.parametrize("target, message", [("g", "no answer cell"), ("Y", "no answer cell")])
+def test_definition_bug_needs_a_defined_target(tmp_path, target, message):
+    corpus = tmp_path / "bugs.toml"
+    corpus.write_text(f'[[bug]]\nname = "b"\ntarget = "{target}"\nsource = "def g(): pass"\n')
+    with pytest.raises(ValueError, match=message):
+        load_definition_bugs(corpus, {"f": "def f(x):\n    return x"})
+
+
+def test_definition_bugs_have_unique_names(tmp_path):
+    corpus = tmp_path / "bugs.toml"
+    corpus.write_text('[[bug]]\nname = "b"\ntarget = "f"\nsource = "def f(x): pass"\n' * 2)
+    with pytest.raises(ValueError, match="two bugs are called 'b'"):
+        load_definition_bugs(corpus, {"f": "def f(x):\n    return x"})

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class MutantOutcome:
     zeroed: set[str]  # autograded test cells that scored 0
     partial: set[str]  # cells with 0 < score < max (should not happen: tests are all-or-nothing)
     causes: dict[str, list[str]] = field(default_factory=dict)  # failing cell -> named causes
+    messages: dict[str, list[str]] = field(default_factory=dict)  # failing cell -> its errors
 
     @property
     def caught(self) -> bool:
@@ -120,6 +122,7 @@ class SuiteReport:
     mutants: list[MutantOutcome] = field(default_factory=list)
     stub_causes: dict[str, list[str]] = field(default_factory=dict)  # a stub has no cause
     alternatives: list[AlternativeOutcome] = field(default_factory=list)
+    extra: list[MutantOutcome] = field(default_factory=list)  # bugs graded, not declared
 
     def diagnosis_counts(self) -> dict[str, int]:
         """The note's columns: bugs, caught, right cause, wrong-cause messages (and more)."""
@@ -208,16 +211,22 @@ def _cause_status(m: MutantOutcome) -> str:
     return f"cause NOT NAMED (declared {want!r})"
 
 
-def failing_cell_causes(notebook_path: str | Path) -> dict[str, list[str]]:
-    """``{grade cell: [named causes]}`` from the error outputs of a graded notebook."""
+def failing_cell_messages(notebook_path: str | Path) -> dict[str, list[str]]:
+    """``{grade cell: [error messages]}`` from the error outputs of a graded notebook."""
     nb = nbformat.read(notebook_path, as_version=4)
     out = {}
     for cell in nb.cells:
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if gid and errors:
-            out[gid] = [p for o in errors for p in causes_in(_error_text(o))]
+            out[gid] = [_error_text(o) for o in errors]
     return out
+
+
+def failing_cell_causes(notebook_path: str | Path) -> dict[str, list[str]]:
+    """``{grade cell: [named causes]}`` from the error outputs of a graded notebook."""
+    return {cell: [p for text in texts for p in causes_in(text)]
+            for cell, texts in failing_cell_messages(notebook_path).items()}
 
 
 def _error_text(output) -> str:
@@ -227,12 +236,12 @@ def _error_text(output) -> str:
     return "\n".join(output.get("traceback", []))
 
 
-def graded_causes(course: Path, student: str, assignment: str) -> dict[str, list[str]]:
-    """Named causes per failing cell over the student's autograded notebooks of ``assignment``."""
+def graded_messages(course: Path, student: str, assignment: str) -> dict[str, list[str]]:
+    """Error messages per failing cell over the student's autograded notebooks."""
     out: dict[str, list[str]] = {}
     for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
-        for cell, phrases in failing_cell_causes(path).items():
-            out.setdefault(cell, []).extend(phrases)
+        for cell, texts in failing_cell_messages(path).items():
+            out.setdefault(cell, []).extend(texts)
     return out
 
 
@@ -263,14 +272,21 @@ def evaluate(
     workdir: str | Path | None = None,
     progress: bool = False,
     engine: str = "parallel",
+    extra: Callable[[dict[str, str]], list[Mutant]] | None = None,
 ) -> SuiteReport:
-    """Grade solution, stubs and every declared mutant of ``assignment``; return the report."""
+    """Grade solution, stubs and every declared mutant of ``assignment``; return the report.
+
+    ``extra(reference answers)`` gives more bugs to grade in the same run (a corpus written
+    elsewhere, e.g. :func:`~grader.course.submissions.load_definition_bugs`); their outcomes
+    are in ``SuiteReport.extra``, not judged against a declaration.
+    """
     root = Path(root).resolve()
     source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
     release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
     answers = reference_answers(source_nb)
     mutants = load_mutants(mutants_file(root, assignment))
     alternatives = load_alternatives(mutants_file(root, assignment))
+    extras = extra(answers) if extra else []
 
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
     course = Path(workdir or tmp.name)
@@ -284,23 +300,29 @@ def evaluate(
             submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
         for a in alternatives:
             submissions[f"alternative-{a.name}"] = fill(release_nb, mutate(answers, a))
+        for b in extras:
+            submissions[f"extra-{b.name}"] = fill(release_nb, mutate(answers, b))
         for student, nb in submissions.items():
             write_submission(course, student, assignment, {assignment: nb})
         results = _grade_all(course, assignment, engine, progress)
-        causes = {student: graded_causes(course, student, assignment) for student in submissions}
+        messages = {s: graded_messages(course, s, assignment) for s in submissions}
     finally:
         if tmp is not None:
             tmp.cleanup()
 
-    outcomes = []
-    for m in mutants:
-        res = results[f"mutant-{m.name}"]
+    def outcome(m: Mutant, student: str) -> MutantOutcome:
+        res = results[student]
         zero, partial = _zeroed(res)
-        named = {c: p for c, p in causes[f"mutant-{m.name}"].items() if c in zero and p}
-        outcomes.append(MutantOutcome(m, res, zero, partial, named))
+        texts = {c: t for c, t in messages[student].items() if c in zero}
+        named = {c: p for c, t in texts.items() if (p := [x for e in t for x in causes_in(e)])}
+        return MutantOutcome(m, res, zero, partial, named, texts)
+
+    outcomes = [outcome(m, f"mutant-{m.name}") for m in mutants]
     points = autograded_test_points(source_nb)
-    stub_causes = {c: p for c, p in causes["stub"].items() if p}
+    stub_causes = {c: p for c, t in messages["stub"].items()
+                   if (p := [x for e in t for x in causes_in(e)])}
     alts = [AlternativeOutcome(a, results[f"alternative-{a.name}"]) for a in alternatives]
     return SuiteReport(
-        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts
+        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts,
+        extra=[outcome(b, f"extra-{b.name}") for b in extras],
     )

@@ -241,3 +241,49 @@ def make_noisy(answers: Mapping[str, str]) -> dict[str, str]:
         wraps = "\n".join(f"{name} = _noisy({name})" for name in names)
         out[gid] = source + NOISE + wraps + "\n"
     return out
+
+
+def load_definition_bugs(path: str | Path, answers: Mapping[str, str]) -> list[Mutant]:
+    """Bugs written as whole definitions (``[[bug]]`` tables: name, target, source, description).
+
+    Each replaces the reference's top-level ``def``/``class`` called ``target`` by ``source``,
+    in the one answer cell that defines it; such bugs can be written from the exercise text
+    alone, without the reference at hand (``tests/blind_bugs/``). They declare no ``caught_by``
+    and no diagnosis: what each message names is judged separately.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        entries = tomllib.load(fh).get("bug", [])
+    bugs, seen = [], set()
+    for i, entry in enumerate(entries):
+        missing = {"name", "target", "source"} - set(entry)
+        if missing:
+            raise ValueError(f"{path}: bug #{i + 1} lacks {sorted(missing)}")
+        if entry["name"] in seen:
+            raise ValueError(f"{path}: two bugs are called {entry['name']!r}")
+        seen.add(entry["name"])
+        cell, find = _definition(answers, entry["target"], f"{path}: bug {entry['name']!r}")
+        bugs.append(Mutant(name=entry["name"], cell=cell, find=find,
+                           replace=entry["source"].strip("\n"), caught_by=(),
+                           description=entry.get("description", "")))
+    return bugs
+
+
+def _definition(answers: Mapping[str, str], target: str, who: str) -> tuple[str, str]:
+    """``(answer cell, exact source text)`` of the top-level definition of ``target``."""
+    found = []
+    for cell, source in answers.items():
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue  # a written (markdown) answer
+        lines = source.split("\n")
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == target:
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                found.append((cell, "\n".join(lines[start - 1:node.end_lineno])))
+    if len(found) != 1:
+        where = ", ".join(c for c, _ in found) or "no answer cell"
+        raise ValueError(f"{who}: {target!r} must be defined in exactly one answer cell "
+                         f"(found: {where})")
+    return found[0]
