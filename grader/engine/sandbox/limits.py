@@ -1,0 +1,114 @@
+"""Resource limits: per process (rlimits, in every mode), per process tree (cgroups, as root), and
+the job folder's size."""
+
+from __future__ import annotations
+
+import os
+import resource
+
+from .syscalls import CGROUP_ROOT
+
+
+def set_limits(limits, tree: bool = False) -> None:
+    """Per-process limits (apply with or without root). With a tree limit (a cgroup) the
+    address space only guards against absurd allocations; memory is limited by the tree."""
+    mem = int(limits.memory_mb) * 1024 * 1024 * (4 if tree else 1)
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    fsize = int(limits.max_file_mb) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    cpu = int(limits.notebook_timeout) + 5
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    nproc = int(limits.max_processes)
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    if hard == resource.RLIM_INFINITY or nproc <= hard:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+# ----------------------------------------------------------------------------- cgroups
+
+
+class TreeLimit:
+    """Memory and process limits for a whole process tree (a cgroup v1 or v2 group)."""
+
+    def __init__(self, name: str, memory_mb: int, max_processes: int):
+        self.dirs: list[str] = []
+        self.kind = "none"
+        mem = str(int(memory_mb) * 1024 * 1024)
+        v2 = os.path.join(CGROUP_ROOT, "cgroup.controllers")
+        try:
+            if os.path.exists(v2):
+                d = os.path.join(CGROUP_ROOT, name)
+                os.mkdir(d)
+                self.dirs.append(d)
+                self._write(d, "memory.max", mem)
+                self._write(d, "pids.max", str(max_processes))
+                self.kind = "cgroup v2"
+            else:
+                mdir, pdir = (os.path.join(CGROUP_ROOT, c, name) for c in ("memory", "pids"))
+                os.mkdir(mdir)
+                self.dirs.append(mdir)
+                self._write(mdir, "memory.limit_in_bytes", mem)
+                if os.path.exists(os.path.join(mdir, "memory.memsw.limit_in_bytes")):
+                    self._write(mdir, "memory.memsw.limit_in_bytes", mem)
+                os.mkdir(pdir)
+                self.dirs.append(pdir)
+                self._write(pdir, "pids.max", str(max_processes))
+                self.kind = "cgroup v1"
+        except OSError:
+            self.remove()
+            self.kind = "none"
+
+    @staticmethod
+    def _write(d: str, name: str, value: str) -> None:
+        with open(os.path.join(d, name), "w") as fh:
+            fh.write(value)
+
+    def join(self, pid: int = 0) -> None:
+        for d in self.dirs:
+            self._write(d, "cgroup.procs", str(pid or os.getpid()))
+
+    def pids(self) -> list[int]:
+        found = []
+        for d in self.dirs:
+            try:
+                with open(os.path.join(d, "cgroup.procs")) as fh:
+                    found += [int(line) for line in fh if line.strip()]
+            except OSError:
+                pass
+        return found
+
+    def kill_all(self) -> None:
+        """Kill every process of the tree (it may have left its session or PID namespace)."""
+        import signal
+        import time
+
+        for _ in range(50):
+            pids = self.pids()
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.01)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for d in reversed(self.dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        self.dirs = []
+
+
+def job_full(limits) -> bool:
+    """Whether the job folder (``/job`` in the sandbox) is full: less than 1 MB or 1 % left."""
+    try:
+        st = os.statvfs("/job")
+    except OSError:
+        return False
+    free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    return size > 0 and free < max(1 << 20, size // 100)
