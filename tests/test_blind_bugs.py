@@ -31,7 +31,8 @@ from .conftest import ASSIGNMENTS, BLIND_BUGS, add_report, graded_suite
 #: shape, type, a value against its expected one), or which line of the student's code raised.
 LOCALISED = re.compile(
     r"differs from the expected value|expected|has shape|should be (a|an) |modified its argument"
-    r"|must be vectorised|NaN/inf|raised .* line|line \d+|forget to `return`"
+    r"|must be vectorised|NaN/inf|raised .* line|line \d+|forget to `return`|worst entry"
+    r"|must (stay|be|keep|not|visit|return)"
 )
 MIN_BUGS = 20
 MIN_NAMED_OR_LOCALISED = 0.70
@@ -119,3 +120,28 @@ def test_most_bugs_are_named_or_localised(suite):
     good = [o for o in suite.extra if category(o, judged) in ("right cause", "localised")]
     share = len(good) / len(suite.extra)
     assert share >= MIN_NAMED_OR_LOCALISED, table(suite.assignment, suite.extra, judged)
+
+
+def dump(assignment: str) -> list[dict]:
+    """Grade only the blind bugs of ``assignment`` and describe each outcome (to judge them:
+    ``python -m tests.test_blind_bugs <assignment>`` prints JSON)."""
+    from grader.course.mutants import evaluate
+    from grader.course.submissions import load_definition_bugs
+
+    from .conftest import ROOT, blind_sample
+
+    corpus = BLIND_BUGS / f"{assignment}.toml"
+    rep = evaluate(ROOT, assignment, declared=False,
+                   extra=lambda answers: blind_sample(load_definition_bugs(corpus, answers)))
+    judged = verdicts(assignment)
+    return [{"name": o.mutant.name, "description": o.mutant.description,
+             "category": category(o, judged), "zeroed": sorted(o.zeroed), "named": o.named,
+             "messages": o.messages} for o in rep.extra]
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for a in sys.argv[1:]:
+        print(json.dumps({a: dump(a)}, indent=1))

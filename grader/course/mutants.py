@@ -273,19 +273,21 @@ def evaluate(
     progress: bool = False,
     engine: str = "parallel",
     extra: Callable[[dict[str, str]], list[Mutant]] | None = None,
+    declared: bool = True,
 ) -> SuiteReport:
     """Grade solution, stubs and every declared mutant of ``assignment``; return the report.
 
     ``extra(reference answers)`` gives more bugs to grade in the same run (a corpus written
     elsewhere, e.g. :func:`~grader.course.submissions.load_definition_bugs`); their outcomes
-    are in ``SuiteReport.extra``, not judged against a declaration.
+    are in ``SuiteReport.extra``, not judged against a declaration. ``declared=False`` grades
+    only those (with the solution and the stubs), not the mutants file's.
     """
     root = Path(root).resolve()
     source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
     release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
     answers = reference_answers(source_nb)
-    mutants = load_mutants(mutants_file(root, assignment))
-    alternatives = load_alternatives(mutants_file(root, assignment))
+    mutants = load_mutants(mutants_file(root, assignment)) if declared else []
+    alternatives = load_alternatives(mutants_file(root, assignment)) if declared else []
     extras = extra(answers) if extra else []
 
     tmp = tempfile.TemporaryDirectory() if workdir is None else None
