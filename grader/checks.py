@@ -161,7 +161,8 @@ def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float)
     if problem is not None:
         desc, why = problem
         flipped = isinstance(actual, np.ndarray) and actual.ndim == 2
-        if why is None and flipped and close(actual.T, exp, rtol, atol):
+        if why is None and flipped and actual.T.shape == exp.shape and close(actual.T, exp, rtol,
+                                                                              atol):
             why = TRANSPOSED
         if why == BROADCAST_N1 and not _broadcast_n1(actual, exp, rtol, atol):
             why = None  # (n, n) but not the values of a broadcast: say the shape only

@@ -153,6 +153,9 @@ def test_assert_close_transposed_values():
     assert causes_in(_message(assert_close, S.T, S, "dW")) == [TRANSPOSED]
     # a transposed shape with other values too: described, not blamed
     assert causes_in(_message(assert_close, W.T + 1, W, "dW")) == []
+    # a (1, 1) where (1,) is wanted is its own transpose, but not a transposed (1,): an extra axis
+    msg = _message(assert_close, np.array([[0.5]]), np.array([0.5]), "w")
+    assert "shape (1, 1), expected (1,)" in msg and causes_in(msg) == []
 
 
 def test_assert_close_tolerances_admit_library_functions():
