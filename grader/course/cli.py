@@ -145,7 +145,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     expected = sorted(set(args.assignments) | {o.assignment for o in outcomes})
     print(grade_table(outcomes, expected))
     print(summary(outcomes, seconds, sandbox=mode))
-    csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
+    csv = export_grades_csv(args.course, outcomes=outcomes)
     print(f"grades CSV: {csv}")
     report_start = time.perf_counter()
     try:  # the grades are committed: a failing report must not hide them
