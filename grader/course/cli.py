@@ -137,6 +137,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     try:
         if mode:
             print(f"grading with {grader.backend.describe()}; {mode}", file=sys.stderr)
+        _say_forced(grader, args)
         outcomes = grader.grade(args.assignments or None)
     except Refused as exc:
         print(exc, file=sys.stderr)
@@ -155,6 +156,18 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(f"ERROR: could not write the class report: {exc!r}", file=sys.stderr)
         return 1
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _say_forced(grader, args: argparse.Namespace) -> None:
+    """Say so when this run goes on with a --force run that was interrupted."""
+    from grader.engine.gradebook_writer import forced
+
+    if args.force:
+        return
+    pending = sorted(a for a in forced(grader) if not args.assignments or a in args.assignments)
+    if pending:
+        print(f"continuing an interrupted --force run of {', '.join(pending)}: what it had not "
+              "regraded yet is regraded now", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -263,6 +276,7 @@ def _add_class_commands(command) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.engine.interrupt import Interrupted
     from grader.engine.sandbox import Refused
 
     args = build_parser().parse_args(argv)
@@ -271,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:  # any command that grades (mutants too): refused, said plainly
         print(exc, file=sys.stderr)
         return 3
+    except Interrupted as exc:  # Ctrl-C while grading (grade, demo, mutants): how far it got
+        print(exc, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # elsewhere: one line, no traceback
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
