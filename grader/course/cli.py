@@ -195,19 +195,28 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     return 0 if folders else 1
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every default: appended, unless the help says it (or it is off/none)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # options common to every command are accepted before or after the command's name: the
     # sub-parser's copy defaults to SUPPRESS, so it only overrides when given after it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars")
-    parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__, formatter_class=_Help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     root = str(repo_root())
 
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kwargs)
+        return sub.add_parser(name, parents=[common], formatter_class=_Help, **kwargs)
 
     _add_checkout_commands(command, root)
     _add_class_commands(command)
@@ -223,7 +232,8 @@ def _add_checkout_commands(command, root: str) -> None:
 
     p = command("student-kit", help="zip what students get: notebooks/ + grader/")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
-    p.add_argument("--out", default="dist/student-kit.zip", help="zip file to write")
+    p.add_argument("--out", default="dist/student-kit.zip", help="zip file to write (it unzips "
+                   "into one folder, student-kit/)")
     p.set_defaults(func=_cmd_student_kit)
 
     p = command("demo", help="grade the built-in demo class end to end")
@@ -253,9 +263,11 @@ def _add_class_commands(command) -> None:
     """The commands on a class's course directory: grade, report, feedback."""
     p = command("grade", help="grade a whole class in parallel (local or Dask)")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all submitted)")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (cores)")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://h:8786")
+    p.add_argument("--course", default=".", help="nbgrader course directory")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. "
+                   "tcp://h:8786 (default: none, grade on this machine)")
     p.add_argument("--force", action="store_true", help="regrade even what is up to date")
     p.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=float, default=300.0, help="seconds per notebook")
@@ -266,12 +278,12 @@ def _add_class_commands(command) -> None:
     p.set_defaults(func=_cmd_grade)
 
     p = command("report", help="write the class report (HTML + JSON) from the gradebook")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.add_argument("--course", default=".", help="nbgrader course directory")
     p.set_defaults(func=_cmd_report)
 
     p = command("feedback", help="write students' feedback HTML from the gradebook")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all graded)")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.add_argument("--course", default=".", help="nbgrader course directory")
     p.set_defaults(func=_cmd_feedback)
 
 

@@ -74,6 +74,12 @@ class CourseGrades:
     submissions: dict[tuple[str, str], Submission]  # (student, assignment) -> submission
     handed_in: set[tuple[str, str]] = field(default_factory=set)  # submitted/<s>/<a>/ exists
 
+    @property
+    def class_list(self) -> list[str]:
+        """Every student: the gradebook's, and whoever has a folder in ``submitted/`` for an
+        assignment of the gradebook (graded or not)."""
+        return sorted(set(self.students) | {s for s, a in self.handed_in if a in self.maxima})
+
 
 def _submitted_notebooks(query):
     """``query`` joined from each submission to its assignment and its notebooks."""
@@ -184,10 +190,8 @@ def grade_rows(grades: CourseGrades, outcomes: Iterable = ()) -> list[dict[str, 
     assignment, so every total is out of the same maximum.
     """
     problems = {(o.student, o.assignment): o for o in outcomes if not o.ok}
-    students = sorted(set(grades.students) | {s for s, a in grades.handed_in
-                                               if a in grades.maxima})
     rows = []
-    for student in students:
+    for student in grades.class_list:
         mine = [_row(grades, student, a, problems.get((student, a)))
                 for a in grades.assignments]
         total = {k: sum(r[k] for r in mine) for k in (
