@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader.engine.intake import Prepared
+from grader.engine.intake import NBGRADER_FILES, Prepared
 from grader.engine.nbgrader_api import CellScores
 
 LEDGER_DIR = ".dlgrader/ledger"
@@ -169,9 +169,10 @@ def write_autograded(grader, prep: Prepared, notebooks: dict[str, bytes]) -> Non
         path = tmp / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    ts = grader.path(cd.submitted_directory, prep.student, prep.assignment) / "timestamp.txt"
-    if ts.is_file():
-        shutil.copy(ts, tmp / "timestamp.txt")
+    submitted = grader.path(cd.submitted_directory, prep.student, prep.assignment)
+    for name in NBGRADER_FILES:  # what nbgrader's feedback exchange reads
+        if (submitted / name).is_file():
+            shutil.copy(submitted / name, tmp / name)
     if dest.exists():
         os.rename(dest, old)
     os.rename(tmp, dest)
