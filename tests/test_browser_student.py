@@ -43,7 +43,7 @@ def kit_dir(tmp_path_factory):
     require_browser()
     root = tmp_path_factory.mktemp("student")
     zipfile.ZipFile(kit.build_student_kit(ROOT, root / "kit.zip")).extractall(root / "kit")
-    kit_root = root / "kit"
+    kit_root = root / "kit" / kit.KIT_FOLDER
     release = nbformat.read(release_notebook(ROOT, SOLVED), as_version=4)
     answers = reference_answers(nbformat.read(source_notebook(ROOT, SOLVED), as_version=4))
     (bug,) = [m for m in load_mutants(ROOT / "solutions" / f"{SOLVED}.mutants.toml")

@@ -22,6 +22,7 @@ from grader.engine import backends
 from grader.engine import gradebook_writer as record
 from grader.engine.configuration import write_course_config
 from grader.engine.coordinator import ClassGrader, repair_grade_cells
+from grader.engine.interrupt import Interrupted
 from grader.engine.job import Limits
 from grader.engine.sandbox import can_isolate
 
@@ -406,7 +407,7 @@ def test_interrupted_run_resumes(course, graded, monkeypatch):
         return real_commit(grader, prep, results)
 
     monkeypatch.setattr(record, "commit", commit_then_stop)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted) as stopped:
         ClassGrader(course, workers=0, limits=LIMITS, progress=False).grade([A])
     monkeypatch.setattr(record, "commit", real_commit)
     by = {o.student: o for o in
@@ -415,6 +416,10 @@ def test_interrupted_run_resumes(course, graded, monkeypatch):
     regraded = {s for s, o in by.items() if o.status == "graded"}
     assert regraded == set(new) - set(calls)
     assert all(by[s].auto_score == FULL for s in new)
+    # "N of M graded": M every submission, N those it had graded or found up to date so far
+    ok = sum(o.ok for o in by.values())
+    assert stopped.value.total == len(by)
+    assert len(calls) <= stopped.value.graded <= ok - len(regraded)
     for student in new:
         shutil.rmtree(course / "submitted" / student)
 

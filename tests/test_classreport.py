@@ -122,3 +122,26 @@ def test_report_time_for_a_40_student_class(tmp_path):
     seconds = time.perf_counter() - start
     print(f"class report for 40 students x 1 assignment: {seconds:.2f} s")
     assert seconds < 5.0
+
+
+def test_histograms_count_every_student_whole_with_a_legend(tmp_path):
+    """Issue 21 P6: each assignment's bars add up to the whole class (graded, plus those not
+    handed in or ungradable), the y axis counts whole students, and a legend says which is
+    which."""
+    from grader.course.class_report import distribution_figure
+
+    fabricate_course(tmp_path, ["ada", "ben", "mia"], ["01_a", "02_b"], missing={"mia": "02_b"})
+    (tmp_path / "submitted" / "fay" / "01_a").mkdir(parents=True)  # ungradable, not in gradebook
+    data = class_data(tmp_path)
+    assert data["students"] == ["ada", "ben", "fay", "mia"]
+    fig = distribution_figure(data)
+    for ax in fig.axes:
+        heights = sum(p.get_height() for p in ax.patches)
+        assert heights == len(data["students"]), ax.get_title()
+        labels = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert labels[0].startswith("graded") and labels[1].startswith("no grade")
+        ticks = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    graded = {ax.get_title(): ax.get_legend().get_texts()[1].get_text() for ax in fig.axes}
+    assert graded == {"01_a (4 students)": "no grade: not handed in or ungradable (1)",
+                      "02_b (4 students)": "no grade: not handed in or ungradable (2)"}

@@ -43,3 +43,33 @@ def test_report_and_feedback_commands(tmp_path, capsys):
     assert sorted(p.relative_to(tmp_path).as_posix()
                   for p in (tmp_path / "feedback").rglob("*.html")) == \
         ["feedback/ada/01_a/01_a.html", "feedback/ben/01_a/01_a.html"]
+
+
+def _subparsers(parser):
+    import argparse
+
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def test_help_of_every_command_shows_the_defaults(capsys):
+    """Issue 21 P6: every option and optional argument with a default says it in --help."""
+    import argparse
+
+    commands = _subparsers(build_parser())
+    assert {"grade", "release", "student-kit", "demo", "mutants", "report", "feedback"} <= \
+        set(commands)
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.default in (False, argparse.SUPPRESS) or action.help is None or \
+                    isinstance(action, argparse._HelpAction):
+                continue
+            fmt = sub._get_formatter()
+            fmt.add_argument(action)
+            assert "(default" in fmt.format_help(), (name, action.dest)
+    with pytest.raises(SystemExit):
+        main(["grade", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for said in ("(default: 60.0)", "(default: 300.0)", "(default: 4096)", "(default: .)",
+                 "(default: one per core)", "(default: all submitted)"):
+        assert said in text

@@ -50,7 +50,7 @@ ATTACKS = {
     "snoop_disk": ("solution", (
         "import os\n"
         "_found = {p: os.path.exists(p) for p in [{root!r} + '/.git', {root!r} + '/solutions',\n"
-        "          {course!r} + '/gradebook.db', {course!r} + '/grades.csv', {course!r}]}\n"
+        "          {course!r} + '/gradebook.db', {course!r} + '/class_grades.csv', {course!r}]}\n"
         "_found['listing'] = sorted(os.listdir('/'))\n" + REPORT + GOOD["double"])),
     "fd_probe": ("solution", (
         "import os\n"
@@ -127,7 +127,7 @@ def private_course(tmp_path_factory):
     write_course_config(course)
     save(SOURCE, course / "solutions" / A / f"{A}.ipynb")
     ClassGrader(course, workers=0, progress=False).ensure_assignment(A)
-    (course / "grades.csv").write_text("student,score\nsomeone,100\n")
+    (course / "class_grades.csv").write_text("student,score\nsomeone,100\n")
     return course
 
 

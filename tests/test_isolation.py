@@ -175,29 +175,45 @@ def _run_as(user: str, cmd: str, cwd: str, timeout: int = 1500) -> subprocess.Co
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def user_clone():
-    """An unprivileged user with the repository cloned into its 0700 home and a venv there
-    (reused across runs while ``pyproject.toml`` is unchanged)."""
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("needs root on Linux to create a user")
-    for tool in ("useradd", "runuser", "git"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed")
+def system_python() -> str:
+    """``/usr/bin/python3`` (>= 3.11, with venv), the interpreter a user's venv is made with;
+    skip the test without it."""
     python = "/usr/bin/python3"
     check = subprocess.run([python, "-c", "import sys, venv; assert sys.version_info >= (3, 11)"],
                            capture_output=True) if os.path.exists(python) else None
     if check is None or check.returncode != 0:
         pytest.skip(f"{python} (>= 3.11, with venv) is needed for the user's environment")
+    return python
+
+
+def ensure_user(name: str) -> Path:
+    """An unprivileged user ``name`` (made with useradd if missing) with a private (0700)
+    home; return the home. Skips the test where that is not possible (not root on Linux)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("needs root on Linux to create a user")
+    for tool in ("useradd", "runuser"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
     try:
-        pwd.getpwnam(USER)
+        pwd.getpwnam(name)
     except KeyError:
-        made = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER],
+        made = subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", name],
                               capture_output=True, text=True)
         if made.returncode != 0:
             pytest.skip(f"cannot create a user: {made.stderr.strip()}")
-    home = Path(pwd.getpwnam(USER).pw_dir)
+    home = Path(pwd.getpwnam(name).pw_dir)
     os.chmod(home, 0o700)
+    return home
+
+
+@pytest.fixture(scope="module")
+def user_clone():
+    """An unprivileged user with the repository cloned into its 0700 home and a venv there
+    (reused across runs while ``pyproject.toml`` is unchanged)."""
+    home = ensure_user(USER)
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    python = system_python()
     share = Path(tempfile.mkdtemp(prefix="dlgrade-share-"))
     os.chmod(share, 0o755)
     try:

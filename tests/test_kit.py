@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import json
+import os
 import subprocess
 import sys
 import tomllib
@@ -29,11 +30,51 @@ def kit_zip(tmp_path_factory) -> Path:
 def unzipped(kit_zip, tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("unzipped")
     zipfile.ZipFile(kit_zip).extractall(dest)
-    return dest
+    return dest / kit.KIT_FOLDER
+
+
+def _names(kit_zip: Path) -> set[str]:
+    """The kit's files, relative to its one folder."""
+    prefix = kit.KIT_FOLDER + "/"
+    return {n.removeprefix(prefix) for n in zipfile.ZipFile(kit_zip).namelist()
+            if not n.endswith("/")}
+
+
+def test_kit_unpacks_into_one_folder(kit_zip, unzipped):
+    assert [p.name for p in unzipped.parent.iterdir()] == [kit.KIT_FOLDER]
+    assert all(n.startswith(kit.KIT_FOLDER + "/") for n in zipfile.ZipFile(kit_zip).namelist())
+
+
+def test_kit_carries_real_file_dates(kit_zip, tmp_path):
+    """A committed file carries its last commit's date; one changed since, its own mtime."""
+    import shutil
+    import time
+
+    def date(info) -> float:
+        return time.mktime((*info.date_time, 0, 0, -1))
+
+    infos = {i.filename: i for i in zipfile.ZipFile(kit_zip).infolist()}
+    rel = "grader/checks.py"
+    committed = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct", "--", rel],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", rel],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if committed and not dirty:
+        assert abs(date(infos[f"{kit.KIT_FOLDER}/{rel}"]) - float(committed)) <= 2
+    assert len({i.date_time for i in infos.values()}) > 1  # not one fixed date for all
+    copy = tmp_path / "course"  # not a git checkout: modification times
+    shutil.copytree(ROOT / "notebooks", copy / "notebooks")
+    shutil.copytree(ROOT / "grader", copy / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+    when = time.mktime((2024, 3, 5, 10, 20, 30, 0, 0, -1))
+    os.utime(copy / rel, (when, when))
+    entries = kit.kit_entries(copy)
+    info = zipfile.ZipFile(kit.write_zip(entries, tmp_path / "k.zip")).getinfo(
+        f"{kit.KIT_FOLDER}/{rel}")
+    assert info.date_time == (2024, 3, 5, 10, 20, 30)
 
 
 def test_kit_holds_release_student_modules_and_kit_files_only(kit_zip):
-    names = {n for n in zipfile.ZipFile(kit_zip).namelist() if not n.endswith("/")}
+    names = _names(kit_zip)
     for a in available_assignments(ROOT):
         assert f"notebooks/{a}/{a}.ipynb" in names
     package = ROOT / "grader"

@@ -122,7 +122,7 @@ def test_student_kit_holds_release_and_package_only(tmp_path):
     from grader.course.student_kit import build_student_kit
 
     kit = build_student_kit(ROOT, tmp_path / "kit.zip")
-    names = zipfile.ZipFile(kit).namelist()
+    names = [n.removeprefix("student-kit/") for n in zipfile.ZipFile(kit).namelist()]
     assert "pyproject.toml" in names and "grader/checks.py" in names
     for a in AVAILABLE:
         assert f"notebooks/{a}/{a}.ipynb" in names

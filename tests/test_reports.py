@@ -155,15 +155,19 @@ def test_grades_csv_sorted_filled_and_totals_over_expected_assignments(tmp_path)
     truth = fabricate_course(tmp_path, students, ["01_a", "02_b"], missing={"mia": "02_b"})
     rows = list(csv.DictReader(export_grades_csv(tmp_path, tmp_path / "g.csv").open()))
     assert [(r["student_id"], r["assignment"]) for r in rows] == \
-        [(s, a) for s in sorted(students) for a in ("01_a", "02_b")]
-    assert all(v != "" for r in rows for v in r.values())
+        [(s, a) for s in sorted(students) for a in ("01_a", "02_b", "TOTAL")]
+    assert all(v != "" for r in rows for k, v in r.items() if k not in ("reason", "timestamp"))
     mia = {r["assignment"]: r for r in rows if r["student_id"] == "mia"}
-    assert mia["02_b"]["submitted"] == "no" and mia["02_b"]["timestamp"] == "not submitted"
+    assert mia["02_b"]["submitted"] == "no" and mia["02_b"]["reason"] == "not submitted"
+    assert mia["01_a"]["reason"] == "" and mia["01_a"]["timestamp"] != ""
     # the missing assignment still counts in the maximum: same max as everyone else
-    assert {float(r["student_max"]) for r in rows} == {2 * (AUTO_MAX + MANUAL_MAX)}
-    assert float(mia["01_a"]["student_total"]) == sum(truth[("mia", "01_a")].values())
+    totals = [r for r in rows if r["assignment"] == "TOTAL"]
+    assert {float(r["max_score"]) for r in totals} == {2 * (AUTO_MAX + MANUAL_MAX)}
+    assert float(mia["TOTAL"]["raw_score"]) == sum(truth[("mia", "01_a")].values())
+    assert mia["TOTAL"]["submitted"] == "1 of 2"
     assert float(mia["01_a"]["raw_score"]) == float(mia["01_a"]["auto_score"])
     assert {r["manual_awaiting"] for r in rows if r["assignment"] == "01_a"} == {"2"}
+    assert mia["TOTAL"]["manual_awaiting"] == "2"
 
 
 def test_grade_table_total_out_of_every_expected_assignment():

@@ -158,12 +158,12 @@ def class_data(course: str | Path, outcomes: list | None = None,
                  for o in outcomes for f in o.flags]
     data = {"course": str(course.resolve()), "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
             "run_seconds": seconds if seconds is not None else previous.get("run_seconds"),
-            "students": grades.students, "problems": problems, "flags": flags,
+            "students": grades.class_list, "problems": problems, "flags": flags,
             "assignments": {}}
     for a in grades.assignments:
-        subs = {s: grades.submissions[(s, a)] for s in grades.students
+        subs = {s: grades.submissions[(s, a)] for s in grades.class_list
                 if (s, a) in grades.submissions}
-        missing = [s for s in grades.students if s not in subs]
+        missing = [s for s in grades.class_list if s not in subs]
         data["assignments"][a] = {
             "auto_max": grades.maxima[a][0], "manual_max": grades.maxima[a][1],
             "scores": {s: {"auto": sub.auto[0], "manual": sub.manual[0],
@@ -219,25 +219,36 @@ table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ccc;paddin
 text-align:left;vertical-align:top}img{max-width:100%}.warn{color:#b71c1c;font-weight:600}"""
 
 
-def _distribution_figure(data: dict) -> str:
+def distribution_figure(data: dict):
+    """The score distribution of every assignment: one bar per 10 % of graded students and,
+    apart, those without a grade (not handed in, ungradable), so the bars of an assignment
+    count every student of the class; whole students on the y axis; a legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     names = list(data["assignments"])
-    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 2.6),
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(3.2 * max(1, len(names)), 2.9),
                              squeeze=False, sharey=True, label="score distribution")
     for ax, a in zip(axes[0], names, strict=False):
         info = data["assignments"][a]
         pct = [100 * s["auto"] / info["auto_max"] for s in info["scores"].values()
                if info["auto_max"]]
-        ax.hist(pct, bins=range(0, 101, 10), color="#1565c0", edgecolor="white")
-        ax.set_title(f"{a} (n={len(pct)})", fontsize=9)
+        ungraded = len(info["not_submitted"]) + len(info["submitted_not_graded"])
+        ax.hist(pct, bins=range(0, 101, 10), color="#1565c0", edgecolor="white",
+                label=f"graded ({len(pct)})")
+        ax.bar([-7.5], [ungraded], width=5, color="#9e9e9e",
+               label=f"no grade: not handed in or ungradable ({ungraded})")
+        ax.set_title(f"{a} ({len(pct) + ungraded} students)", fontsize=9)
         ax.set_xlabel("autograded score (%)", fontsize=8)
+        ax.set_xlim(-12, 102)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=6, loc="upper left")
     axes[0][0].set_ylabel("students")
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.2, top=0.88, wspace=0.08)
-    return png(fig)
+    return fig
 
 
 def _pass_rate_figure(assignment: str, tests: list[dict]) -> str:
@@ -293,7 +304,7 @@ def render(data: dict) -> str:
             f"{'unknown' if run is None else f'{run:.1f} s'}.</p>"
             + (f'<p class="warn">UNSANDBOXED: {unsandboxed} submission(s) graded without '
                "isolation.</p>" if unsandboxed else "")
-            + f"<h2>Score distribution</h2>{_distribution_figure(data)}"
+            + f"<h2>Score distribution</h2>{png(distribution_figure(data))}"
             f"<h2>Submissions that could not be graded</h2><ul>{problems}</ul>"
             f"<h2>Flags (repairs)</h2><ul>{flags}</ul>"
             + "".join(_assignment_html(a, info) for a, info in data["assignments"].items())

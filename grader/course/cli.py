@@ -137,6 +137,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     try:
         if mode:
             print(f"grading with {grader.backend.describe()}; {mode}", file=sys.stderr)
+        _say_forced(grader, args)
         outcomes = grader.grade(args.assignments or None)
     except Refused as exc:
         print(exc, file=sys.stderr)
@@ -145,7 +146,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     expected = sorted(set(args.assignments) | {o.assignment for o in outcomes})
     print(grade_table(outcomes, expected))
     print(summary(outcomes, seconds, sandbox=mode))
-    csv = export_grades_csv(args.course, Path(args.course) / "grades.csv")
+    csv = export_grades_csv(args.course, outcomes=outcomes)
     print(f"grades CSV: {csv}")
     report_start = time.perf_counter()
     try:  # the grades are committed: a failing report must not hide them
@@ -155,6 +156,18 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         print(f"ERROR: could not write the class report: {exc!r}", file=sys.stderr)
         return 1
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _say_forced(grader, args: argparse.Namespace) -> None:
+    """Say so when this run goes on with a --force run that was interrupted."""
+    from grader.engine.gradebook_writer import forced
+
+    if args.force:
+        return
+    pending = sorted(a for a in forced(grader) if not args.assignments or a in args.assignments)
+    if pending:
+        print(f"continuing an interrupted --force run of {', '.join(pending)}: what it had not "
+              "regraded yet is regraded now", file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -182,19 +195,28 @@ def _cmd_feedback(args: argparse.Namespace) -> int:
     return 0 if folders else 1
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows every default: appended, unless the help says it (or it is off/none)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     # options common to every command are accepted before or after the command's name: the
     # sub-parser's copy defaults to SUPPRESS, so it only overrides when given after it
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS,
                         help="no progress bars")
-    parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__)
+    parser = argparse.ArgumentParser(prog="dlgrader", description=__doc__, formatter_class=_Help)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", required=True)
     root = str(repo_root())
 
     def command(name: str, **kwargs) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], **kwargs)
+        return sub.add_parser(name, parents=[common], formatter_class=_Help, **kwargs)
 
     _add_checkout_commands(command, root)
     _add_class_commands(command)
@@ -210,7 +232,8 @@ def _add_checkout_commands(command, root: str) -> None:
 
     p = command("student-kit", help="zip what students get: notebooks/ + grader/")
     p.add_argument("--root", default=root, help="course root (default: this repository)")
-    p.add_argument("--out", default="dist/student-kit.zip", help="zip file to write")
+    p.add_argument("--out", default="dist/student-kit.zip", help="zip file to write (it unzips "
+                   "into one folder, student-kit/)")
     p.set_defaults(func=_cmd_student_kit)
 
     p = command("demo", help="grade the built-in demo class end to end")
@@ -240,9 +263,11 @@ def _add_class_commands(command) -> None:
     """The commands on a class's course directory: grade, report, feedback."""
     p = command("grade", help="grade a whole class in parallel (local or Dask)")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all submitted)")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
-    p.add_argument("--workers", type=int, default=None, help="local worker processes (cores)")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://h:8786")
+    p.add_argument("--course", default=".", help="nbgrader course directory")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. "
+                   "tcp://h:8786 (default: none, grade on this machine)")
     p.add_argument("--force", action="store_true", help="regrade even what is up to date")
     p.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
     p.add_argument("--notebook-timeout", type=float, default=300.0, help="seconds per notebook")
@@ -253,16 +278,17 @@ def _add_class_commands(command) -> None:
     p.set_defaults(func=_cmd_grade)
 
     p = command("report", help="write the class report (HTML + JSON) from the gradebook")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.add_argument("--course", default=".", help="nbgrader course directory")
     p.set_defaults(func=_cmd_report)
 
     p = command("feedback", help="write students' feedback HTML from the gradebook")
     p.add_argument("assignments", nargs="*", help="assignment ids (default: all graded)")
-    p.add_argument("--course", default=".", help="nbgrader course directory (default: .)")
+    p.add_argument("--course", default=".", help="nbgrader course directory")
     p.set_defaults(func=_cmd_feedback)
 
 
 def main(argv: list[str] | None = None) -> int:
+    from grader.engine.interrupt import Interrupted
     from grader.engine.sandbox import Refused
 
     args = build_parser().parse_args(argv)
@@ -271,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:  # any command that grades (mutants too): refused, said plainly
         print(exc, file=sys.stderr)
         return 3
+    except Interrupted as exc:  # Ctrl-C while grading (grade, demo, mutants): how far it got
+        print(exc, file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # elsewhere: one line, no traceback
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def run(root: str | Path, out: str | Path, *, progress: bool = True,
     results = grader.grade(assignments)
     failed = [r for r in results if not r.success]
     write_class_feedback(course, assignments)
-    csv = export_grades_csv(course, course / "grades.csv")
+    csv = export_grades_csv(course, outcomes=results)
     report, _ = write_class_report(course, results, time.perf_counter() - start)
     print()
     print("Demo class —", ", ".join(f"{s}: {d}" for s, d in STUDENTS.items()))

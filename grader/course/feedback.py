@@ -24,6 +24,7 @@ from nbformat.notebooknode import NotebookNode
 
 from grader.course.grades import CellGrade, Submission, read_gradebook
 from grader.engine.hidden_tests import BEGIN, HIDDEN_NOTICE, strip_hidden_region
+from grader.engine.intake import NBGRADER_FILES
 
 
 # -- naming and text ----------------------------------------------------------------------
@@ -209,7 +210,9 @@ def notebook_html(nb: NotebookNode, sub: Submission, notebook: str) -> str:
 
 def write_feedback(course: str | Path, assignment: str, student: str,
                    submission: Submission | None = None) -> Path:
-    """Write ``feedback/<student>/<assignment>/`` (only the HTML pages); return the folder."""
+    """Write ``feedback/<student>/<assignment>/``: the HTML pages, and the submission's
+    ``timestamp.txt`` and ``submission_secret.txt`` when it has them (nbgrader's
+    ``release_feedback`` reads them); return the folder."""
     course = Path(course)
     if submission is None:
         submission = read_gradebook(course).submissions[(student, assignment)]
@@ -221,6 +224,9 @@ def write_feedback(course: str | Path, assignment: str, student: str,
     for path in sorted(src.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         (tmp / f"{path.stem}.html").write_text(notebook_html(nb, submission, path.stem))
+    for name in NBGRADER_FILES:
+        if (src / name).is_file():
+            shutil.copy(src / name, tmp / name)
     shutil.rmtree(dest, ignore_errors=True)
     os.rename(tmp, dest)
     return dest

@@ -4,11 +4,18 @@ Autograded tests and written (manual) answers are kept apart. A written answer n
 graded yet is *awaiting grading* (``score is None``), never 0. Totals run over the assignments
 each student was expected to submit (every assignment of the gradebook): a missing one counts
 0 out of its full points, so every student's total is out of the same maximum.
+
+The CSV (:data:`GRADES_CSV`, its own name so that ``nbgrader export``'s ``grades.csv`` and it
+never overwrite each other) has a row for every student known to the gradebook or present in
+``submitted/`` and every expected assignment, the reason in ``reason`` when a row is not a
+grade (not submitted, ungradable, not graded yet), then one ``TOTAL`` row per student.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +72,13 @@ class CourseGrades:
     students: list[str]
     maxima: dict[str, tuple[float, float]]  # assignment -> (auto max, manual max)
     submissions: dict[tuple[str, str], Submission]  # (student, assignment) -> submission
+    handed_in: set[tuple[str, str]] = field(default_factory=set)  # submitted/<s>/<a>/ exists
+
+    @property
+    def class_list(self) -> list[str]:
+        """Every student: the gradebook's, and whoever has a folder in ``submitted/`` for an
+        assignment of the gradebook (graded or not)."""
+        return sorted(set(self.students) | {s for s, a in self.handed_in if a in self.maxima})
 
 
 def _submitted_notebooks(query):
@@ -118,7 +132,10 @@ def read_gradebook(course: str | Path) -> CourseGrades:
         for student, a, nb_name, cell, text in q:
             if (student, a) in subs:
                 subs[(student, a)].comments[(nb_name, cell)] = text
-    return CourseGrades(assignments, students, maxima, subs)
+    pattern = coursedir.format_path(coursedir.submitted_directory, "*", "*")
+    handed_in = {(Path(p).parent.name, Path(p).name) for p in glob.glob(pattern)
+                 if os.path.isdir(p)}
+    return CourseGrades(assignments, students, maxima, subs, handed_in)
 
 
 def _iso(timestamp) -> str:
@@ -133,48 +150,74 @@ def _cell_score(auto, manual, extra, pending) -> float | None:
     return float(base) + float(extra or 0.0)
 
 
+GRADES_CSV = "class_grades.csv"  # not nbgrader export's grades.csv: neither overwrites the other
+
 #: nbgrader's export names where they exist (student_id, raw_score, max_score); raw_score is
 #: autograded + written points graded so far, as nbgrader counts it
 CSV_COLUMNS = ["student_id", "assignment", "submitted", "timestamp", "auto_score", "auto_max",
                "manual_score", "manual_max", "manual_awaiting", "raw_score", "max_score",
-               "student_total", "student_max"]
+               "reason"]
+NOT_SUBMITTED = "not submitted"
+NOT_GRADED = "handed in, not graded yet: run `grader grade`"
 
 
-def grade_rows(grades: CourseGrades) -> list[dict[str, object]]:
-    """One row per student and expected assignment, sorted; the student's total on each row.
+def _row(grades: CourseGrades, student: str, a: str, problem) -> dict[str, object]:
+    """One student's row for assignment ``a``; ``problem``: this run's outcome when it was
+    not graded (an invalid submission scores 0; a failed regrade keeps the previous grade)."""
+    sub = grades.submissions.get((student, a))
+    if problem is not None and problem.status == "invalid":
+        sub = None  # the work handed in is unusable: 0, never an older grade
+    auto_max, manual_max = grades.maxima[a]
+    auto, manual = (sub.auto[0], sub.manual[0]) if sub else (0.0, 0.0)
+    handed = (student, a) in grades.handed_in or (student, a) in grades.submissions
+    if problem is not None:
+        reason = f"{problem.status}: {problem.reason}"
+    else:
+        reason = "" if sub else NOT_GRADED if handed else NOT_SUBMITTED
+    return {"student_id": student, "assignment": a, "submitted": "yes" if handed else "no",
+            "timestamp": sub.timestamp if sub else "", "auto_score": auto, "auto_max": auto_max,
+            "manual_score": manual, "manual_max": manual_max,
+            "manual_awaiting": sub.awaiting if sub else 0, "raw_score": auto + manual,
+            "max_score": auto_max + manual_max, "reason": reason}
 
-    A missing assignment is a row too (``submitted`` = ``no``, 0 points), and the student's
-    total is over every assignment, so every total is out of the same maximum.
+
+def grade_rows(grades: CourseGrades, outcomes: Iterable = ()) -> list[dict[str, object]]:
+    """One row per student and expected assignment, then the student's ``TOTAL`` row; sorted.
+
+    Students: those of the gradebook and of ``submitted/``. ``outcomes`` (a grade run's)
+    give the reason of every submission that run could not grade. A missing or ungradable
+    assignment is a row too (0 points, ``reason`` says why), and every total is over every
+    assignment, so every total is out of the same maximum.
     """
+    problems = {(o.student, o.assignment): o for o in outcomes if not o.ok}
     rows = []
-    for student in grades.students:
-        mine = []
-        for a in grades.assignments:
-            sub = grades.submissions.get((student, a))
-            auto_max, manual_max = grades.maxima[a]
-            auto, manual = (sub.auto[0], sub.manual[0]) if sub else (0.0, 0.0)
-            mine.append({"student_id": student, "assignment": a,
-                         "submitted": "yes" if sub else "no",
-                         "timestamp": sub.timestamp if sub else "not submitted",
-                         "auto_score": auto, "auto_max": auto_max, "manual_score": manual,
-                         "manual_max": manual_max, "manual_awaiting": sub.awaiting if sub else 0,
-                         "raw_score": auto + manual, "max_score": auto_max + manual_max})
-        total = sum(r["raw_score"] for r in mine)
-        most = sum(r["max_score"] for r in mine)
-        rows += [{**r, "student_total": total, "student_max": most} for r in mine]
+    for student in grades.class_list:
+        mine = [_row(grades, student, a, problems.get((student, a)))
+                for a in grades.assignments]
+        total = {k: sum(r[k] for r in mine) for k in (
+            "auto_score", "auto_max", "manual_score", "manual_max", "manual_awaiting",
+            "raw_score", "max_score")}
+        handed = sum(r["submitted"] == "yes" for r in mine)
+        rows += mine + [{"student_id": student, "assignment": "TOTAL",
+                         "submitted": f"{handed} of {len(mine)}", "timestamp": "", **total,
+                         "reason": ""}]
     return rows
 
 
-def export_grades_csv(root: str | Path, path: str | Path) -> Path:
-    """Write the grades CSV (columns :data:`CSV_COLUMNS`) of the course at ``root``."""
-    path = Path(path).resolve()
-    rows = grade_rows(read_gradebook(root))
-    with path.open("w", newline="") as f:
+def export_grades_csv(root: str | Path, path: str | Path | None = None,
+                      outcomes: Iterable = ()) -> Path:
+    """Write the grades CSV (columns :data:`CSV_COLUMNS`) of the course at ``root``, by
+    default ``root/``:data:`GRADES_CSV`; ``outcomes``: the grade run's, for the reasons."""
+    path = Path(path or Path(root) / GRADES_CSV).resolve()
+    rows = grade_rows(read_gradebook(root), outcomes)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, CSV_COLUMNS)
         writer.writeheader()
         for row in rows:
             writer.writerow({k: format(v, ".10g") if isinstance(v, float) else v
                              for k, v in row.items()})
+    tmp.replace(path)
     return path
 
 

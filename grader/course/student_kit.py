@@ -9,13 +9,17 @@
   student's dependencies (no Dask, no instructor engine) and a JupyterLab with nbgrader's Validate
   button but without its instructor pages (Formgrader, Create Assignment, courses, exchange).
 
-Entries get ordinary modes (0644 files, 0755 directories) and a fixed date, so the zip is the
-same for the same inputs.
+Everything sits in one folder, :data:`KIT_FOLDER`, so unzipping makes one folder. Entries get
+ordinary modes (0644 files, 0755 directories) and their real dates: a file committed unchanged
+carries its last commit's date (so the zip is the same for the same commit), any other its
+modification time; a folder the date of its newest file.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -26,7 +30,7 @@ from grader.engine.configuration import RELEASE_DIR
 NOT_STUDENT = {"course", "engine", "__main__.py", "__pycache__"}
 KIT_FILES = Path(__file__).resolve().parent / "student_kit_files"
 FILE_MODE, DIR_MODE = 0o644, 0o755
-DATE = (2026, 1, 1, 0, 0, 0)
+KIT_FOLDER = "student-kit"  # the one folder the zip unpacks into
 
 
 def student_files(root: str | Path) -> list[Path]:
@@ -80,8 +84,39 @@ def kit_entries(root: str | Path) -> dict[str, Path]:
     return entries
 
 
-def _info(name: str, mode: int, is_dir: bool = False) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, DATE)
+def _git(top: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(top), *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def file_dates(paths: list[Path]) -> dict[Path, float]:
+    """Each file's real date (epoch): its last commit's when it is committed and unchanged in
+    its git checkout, else its modification time."""
+    dates = {p: p.stat().st_mtime for p in paths}
+    by_top: dict[Path, list[Path]] = {}
+    for p in paths:
+        try:
+            top = Path(_git(p.parent, "rev-parse", "--show-toplevel").strip())
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        by_top.setdefault(top, []).append(p)
+    for top, mine in by_top.items():
+        rel = {p.resolve().relative_to(top.resolve()).as_posix(): p for p in mine}
+        dirty = {line[3:] for line in _git(top, "status", "--porcelain", "--no-renames",
+                                           "--", *rel).splitlines()}
+        committed, when = {}, None
+        for line in _git(top, "log", "--format=>%ct", "--name-only", "--no-renames",
+                         "--", *rel).splitlines():
+            if line.startswith(">"):
+                when = float(line[1:])
+            elif line in rel and line not in committed and line not in dirty:
+                committed[line] = when
+        dates.update({rel[name]: t for name, t in committed.items()})
+    return dates
+
+
+def _info(name: str, mode: int, date: float, is_dir: bool = False) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, time.localtime(max(date, 315532800))[:6])  # zip: ≥ 1980
     info.create_system = 3  # Unix: unzip applies the modes below
     info.external_attr = ((0o040000 if is_dir else 0o100000) | mode) << 16 | (0x10 * is_dir)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -89,15 +124,22 @@ def _info(name: str, mode: int, is_dir: bool = False) -> zipfile.ZipInfo:
 
 
 def write_zip(entries: dict[str, Path], dest: Path) -> Path:
-    """Write ``entries`` to ``dest`` with its directories, normal modes and a fixed date."""
-    dirs = sorted({str(Path(n).parent) for n in entries} - {"."})
-    dirs = sorted({p for d in dirs for p in [d, *map(str, Path(d).parents)]} - {"."})
+    """Write ``entries`` to ``dest`` under :data:`KIT_FOLDER`, with its directories, normal
+    modes and real dates (a directory's: its newest file's)."""
+    dates = file_dates(list(entries.values()))
+    named = {f"{KIT_FOLDER}/{n}": dates[p] for n, p in entries.items()}
+    dirs: dict[str, float] = {}
+    for name, date in named.items():
+        for parent in Path(name).parents:
+            if str(parent) != ".":
+                dirs[str(parent)] = max(dirs.get(str(parent), 0.0), date)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(dest, "w") as zf:
-        for d in dirs:
-            zf.writestr(_info(d + "/", DIR_MODE, is_dir=True), b"")
+        for d in sorted(dirs):
+            zf.writestr(_info(d + "/", DIR_MODE, dirs[d], is_dir=True), b"")
         for name in sorted(entries):
-            zf.writestr(_info(name, FILE_MODE), entries[name].read_bytes())
+            zf.writestr(_info(f"{KIT_FOLDER}/{name}", FILE_MODE, dates[entries[name]]),
+                        entries[name].read_bytes())
     return dest
 
 

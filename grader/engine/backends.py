@@ -9,8 +9,10 @@ failed its canaries from getting more jobs (Dask; a local pool stops the run ins
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
+import time
 
 from grader.engine.job import Job
 from grader.engine.worker import execute_job, preload
@@ -37,6 +39,11 @@ class InlineBackend:
 
     def exclude(self, worker: str) -> bool:
         return False
+
+    def terminate(self) -> None:
+        from grader.engine.worker import shutdown
+
+        shutdown()  # the job it ran was interrupted in this very process
 
     def close(self) -> None:
         pass
@@ -78,6 +85,25 @@ class LocalBackend:
 
     def exclude(self, worker: str) -> bool:
         return False  # every local worker is the same: the run stops instead
+
+    def terminate(self, grace: float = 15.0) -> None:
+        """Interrupted: SIGTERM every worker (it kills its notebook, removes its sandbox and
+        exits), SIGKILL those still there after ``grace`` s (their zygotes die with them)."""
+        if self._pool is None:
+            return
+        procs = list(getattr(self._pool, "_processes", {}).values())
+        for proc in procs:
+            with contextlib.suppress(OSError, AttributeError, ValueError):
+                proc.terminate()
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            with contextlib.suppress(OSError, AttributeError, ValueError, AssertionError):
+                proc.join(max(0.0, deadline - time.monotonic()))
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -126,6 +152,9 @@ class DaskBackend:
         """Give ``worker`` (its Dask address) no more jobs; False when none would be left."""
         self.excluded.add(worker)
         return bool(set(self.client.scheduler_info()["workers"]) - self.excluded)
+
+    def terminate(self) -> None:
+        self.close()  # the scheduler drops our tasks; a notebook running ends by its limits
 
     def close(self) -> None:
         if self._own:

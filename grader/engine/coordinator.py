@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -69,6 +70,7 @@ class ClassGrader:
         self.backend = make_backend(workers, scheduler)
         self.canaries = Canaries(self)
         self._notebooks: dict[tuple[str, str, str], NotebookNode] = {}
+        self.forced: dict[str, float] = {}  # assignment -> start of a --force run not finished
         self._exporter = None
 
     # -- paths and notebooks -------------------------------------------------
@@ -198,7 +200,8 @@ class ClassGrader:
                     outcomes.append(Outcome(student, assignment, "failed",
                                             reason=f"could not prepare: {exc!r}"))
                     continue
-                done = None if self.force else record.up_to_date(self, prep)
+                done = None if self.force else record.up_to_date(
+                    self, prep, self.forced.get(assignment))
                 if done is not None:
                     outcomes.append(done)
                 else:
@@ -218,14 +221,28 @@ class ClassGrader:
             self.backend.close()
             raise Refused(refusal())  # (Dask workers each refuse for themselves)
         assignments = assignments or self.assignments()
+        self.forced = record.forced(self)  # an interrupted --force run goes on forcing
+        if self.force:
+            self.forced.update(dict.fromkeys(assignments, time.time()))
+            record.write_forced(self, self.forced)
         run = Run(self, assignments)
+        finished = False
         try:
-            run.loop(self._prepared(assignments, run.outcomes))
-        except CanaryFailure as exc:
-            run.abort(f"not graded: {exc}")
+            with run.guard:
+                try:
+                    run.loop(self._prepared(assignments, run.outcomes))
+                    finished = True
+                except CanaryFailure as exc:
+                    run.abort(f"not graded: {exc}")
+                except KeyboardInterrupt:
+                    raise run.interrupted() from None
         finally:
             run.close()
             self.backend.close()
+        if finished:  # a forced assignment is done once none of it failed
+            failed = {o.assignment for o in run.outcomes if o.status == "failed"}
+            record.write_forced(self, {a: t for a, t in self.forced.items()
+                                       if a not in assignments or a in failed})
         return sorted(run.outcomes, key=lambda o: (o.assignment, o.student))
 
 

@@ -17,6 +17,7 @@ from grader.engine import gradebook_writer as record
 from grader.engine.canary import CanaryFailure
 from grader.engine.gradebook_writer import Outcome
 from grader.engine.intake import Prepared
+from grader.engine.interrupt import Guard, Interrupted
 
 STUDENT_FAULTS = ("died", "timeout", "output")
 
@@ -41,9 +42,10 @@ class Run:
         limits = grader.limits
         # a job may first run its assignment's two canaries on a fresh worker
         self.deadline = 3 * limits.notebook_timeout + 120
-        total = sum(len(grader.submissions(a)) for a in assignments)
-        self.bar = tqdm(total=total, desc="grading", unit="nb", disable=not grader.progress)
+        self.total = sum(len(grader.submissions(a)) for a in assignments)
+        self.bar = tqdm(total=self.total, desc="grading", unit="nb", disable=not grader.progress)
         self.reported = 0
+        self.guard = Guard()
 
     # -- the loop ------------------------------------------------------------
     def loop(self, preps) -> None:
@@ -153,7 +155,8 @@ class Run:
         per_nb = {nb: self.results[(prep.student, prep.assignment, nb)]
                   for nb in prep.notebooks}
         try:
-            out = record.commit(self.g, prep, per_nb)
+            with self.guard.critical():  # a Ctrl-C waits until the grade is recorded whole
+                out = record.commit(self.g, prep, per_nb)
         except Exception as exc:  # noqa: BLE001
             out = Outcome(prep.student, prep.assignment, "failed",
                           reason=f"could not record the grade: {exc!r}; previous grade kept")
@@ -191,6 +194,13 @@ class Run:
             for student in self.g.submissions(assignment):
                 if (student, assignment) not in graded:
                     self.outcomes.append(Outcome(student, assignment, "failed", reason=reason))
+
+    def interrupted(self) -> Interrupted:
+        """Ctrl-C: stop every worker (nothing of theirs is left) and say how far it got."""
+        self.guard.ignore()
+        self.backend.terminate()
+        graded = sum(1 for o in self.outcomes if o.ok)
+        return Interrupted(graded, self.total)
 
     def close(self) -> None:
         self.bar.close()

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 
 
 def serve(sock: socket.socket) -> None:
@@ -50,6 +52,8 @@ def child(job_fd: int, out_fd: int) -> None:
 
     code = 0
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the zygote ignores it
+        _die_with_parent()
         os.setsid()
         notebook_process.only_fds({job_fd, out_fd})
         config = notebook_process.read_config(job_fd)
@@ -66,6 +70,16 @@ def child(job_fd: int, out_fd: int) -> None:
         os._exit(code)
 
 
+def _die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent (thread) ends: nothing outlives a killed worker."""
+    import ctypes
+
+    parent = os.getppid() if parent is None else parent
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 class Zygote:
     """The worker's handle on its zygote process (started lazily, restarted when it dies)."""
 
@@ -77,9 +91,11 @@ class Zygote:
     def start(self) -> None:
         ours, theirs = socket.socketpair()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "JPY_"))}
+        # tied to its parent's life unless started from a thread that may end first (Dask)
+        parent = os.getpid() if threading.current_thread() is threading.main_thread() else 0
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "import grader.engine.fork_server as z; z._main()",
-             str(theirs.fileno())],
+             str(theirs.fileno()), str(parent)],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, cwd="/", env=env, close_fds=True)
         theirs.close()
@@ -116,7 +132,10 @@ class Zygote:
 
 
 def _main() -> None:
-    fd = int(sys.argv[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    fd, parent = int(sys.argv[1]), int(sys.argv[2])
+    if parent:
+        _die_with_parent(parent)
     serve(socket.socket(fileno=fd))
 
 

@@ -22,10 +22,11 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from grader.engine.intake import Prepared
+from grader.engine.intake import NBGRADER_FILES, Prepared
 from grader.engine.nbgrader_api import CellScores
 
 LEDGER_DIR = ".dlgrader/ledger"
+FORCED = ".dlgrader/forced.json"  # assignment -> when a --force run of it started (epoch)
 
 
 @dataclass
@@ -168,9 +169,10 @@ def write_autograded(grader, prep: Prepared, notebooks: dict[str, bytes]) -> Non
         path = tmp / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    ts = grader.path(cd.submitted_directory, prep.student, prep.assignment) / "timestamp.txt"
-    if ts.is_file():
-        shutil.copy(ts, tmp / "timestamp.txt")
+    submitted = grader.path(cd.submitted_directory, prep.student, prep.assignment)
+    for name in NBGRADER_FILES:  # what nbgrader's feedback exchange reads
+        if (submitted / name).is_file():
+            shutil.copy(submitted / name, tmp / name)
     if dest.exists():
         os.rename(dest, old)
     os.rename(tmp, dest)
@@ -186,14 +188,36 @@ def write_ledger(grader, prep: Prepared, outcome: Outcome) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"fingerprint": prep.fingerprint, "score": outcome.score,
               "max_score": outcome.max_score, "flags": outcome.flags, "cells": outcome.cells,
-              "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+              "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "graded_epoch": time.time()}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, path)
 
 
-def up_to_date(grader, prep: Prepared) -> Outcome | None:
-    """The recorded outcome when this exact submission was graded already (and still is)."""
+def forced(grader) -> dict[str, float]:
+    """The --force runs not yet finished: assignment -> when the run started (epoch)."""
+    try:
+        marks = json.loads((grader.course / FORCED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {a: float(t) for a, t in marks.items()} if isinstance(marks, dict) else {}
+
+
+def write_forced(grader, marks: dict[str, float]) -> None:
+    """Record which assignments a --force run must regrade until it finishes (atomically)."""
+    path = grader.course / FORCED
+    if not marks:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(marks, indent=1))
+    os.replace(tmp, path)
+
+
+def up_to_date(grader, prep: Prepared, since: float | None = None) -> Outcome | None:
+    """The recorded outcome when this exact submission was graded already (and still is);
+    ``since``: when a --force run of its assignment started (older grades are stale)."""
     from nbgrader.api import MissingEntry
 
     try:
@@ -202,6 +226,8 @@ def up_to_date(grader, prep: Prepared) -> Outcome | None:
         return None
     autograded = grader.path(grader.coursedir.autograded_directory, prep.student, prep.assignment)
     if record.get("fingerprint") != prep.fingerprint or not autograded.is_dir():
+        return None
+    if since is not None and float(record.get("graded_epoch", 0.0)) < since:
         return None
     with grader.gradebook() as gb:  # the gradebook must still hold the grade
         try:

@@ -21,6 +21,9 @@ from nbformat import NotebookNode
 from grader.engine.repairs import repair_grade_cells
 
 MAX_EXTRA_BYTES = 20 * 1024 * 1024
+#: nbgrader's own files in a collected submission (its exchange's bookkeeping, not the
+#: student's work): never copied into the job, carried to ``autograded/`` and ``feedback/``
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
 FORMAT_VERSION = 2  # bump to invalidate every fingerprint
 
 
@@ -76,7 +79,7 @@ def _extra_files(sub: Path, source_dir: Path, ignore: list[str], flags: list[str
     total = 0
     for path in sorted(sub.rglob("*")):
         rel = path.relative_to(sub).as_posix()
-        if not path.is_file() or path.suffix == ".ipynb" or rel == "timestamp.txt":
+        if not path.is_file() or path.suffix == ".ipynb" or rel in NBGRADER_FILES:
             continue
         if any(part.startswith(".") for part in path.relative_to(sub).parts):
             continue

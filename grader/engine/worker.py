@@ -40,6 +40,7 @@ _zygote: Zygote | None = None
 _job_area: str | None = None
 _canary_results: dict[str, dict] = {}
 _seq = itertools.count()
+_current: dict = {}  # the notebook now running: "tree", "folders", "pid" (for shutdown)
 
 
 @dataclass
@@ -179,29 +180,60 @@ def run_notebook(job: Job) -> ExecResult:
     uid = sandbox.UID_BASE + (os.getpid() * 7919 + next(_seq)) % sandbox.UID_SPAN
     tree = sandbox.TreeLimit(f"dlgrader-{uid}-{os.getpid()}", job.limits.memory_mb,
                              job.limits.max_processes) if mode == sandbox.ROOT else None
+    _current.update(tree=tree, folders=folders)
     result = ExecResult(job.key, "ok", worker=worker_id())
     pid = None
     try:
         _write_files(workdir, job.files)
         pid, out_r, job_w = _fork()
+        _current["pid"] = pid
         _send(job_w, _job_spec(job, workdir, (root, judge_root), uid, tree.dirs if tree else [],
                                job.sandbox, mode))
         stopped = _read_results(result, out_r, job, started)
         os.close(out_r)
         _kill_tree(pid, tree)
         _settle(result, job, stopped, _zygote.read(timeout=30).get("exit", 0))
+        pid = None  # reaped by the zygote
     except (OSError, RuntimeError, TimeoutError) as exc:
-        if pid is not None:
-            _kill_tree(pid, tree)
         _zygote.stop()  # a fresh one next time
         result.status, result.detail = "machinery", f"{type(exc).__name__}: {exc}"
-    finally:
+    finally:  # also when interrupted (KeyboardInterrupt in the coordinator's own zygote)
+        if pid is not None:
+            _kill_tree(pid, tree)
+        _current.clear()
         if tree is not None:
             tree.remove()
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
     result.total_seconds = time.perf_counter() - started
     return result
+
+
+def shutdown() -> None:
+    """Stop now, leaving nothing behind: kill the running notebook's process tree, remove its
+    sandbox (cgroup, folders) and this worker's job area, stop the zygote."""
+    global _job_area
+    pid, tree = _current.get("pid"), _current.get("tree")
+    if pid is not None:
+        _kill_tree(pid, tree)
+    elif tree is not None:
+        tree.kill_all()
+    if tree is not None:
+        tree.remove()
+    for folder in _current.get("folders", ()):
+        shutil.rmtree(folder, ignore_errors=True)
+    _current.clear()
+    if _zygote is not None:
+        _zygote.stop()
+    if _job_area is not None:
+        shutil.rmtree(_job_area, ignore_errors=True)
+        _job_area = None
+
+
+def _on_sigterm(signum, frame) -> None:  # noqa: ARG001
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the pool may send another: finish this
+    shutdown()
+    os._exit(128 + signum)
 
 
 def _refused(job: Job) -> ExecResult | None:
@@ -310,8 +342,17 @@ def execute_job(job: Job) -> dict:
 
 
 def preload() -> None:
-    """Pool initializer: start this worker's zygote before any job reaches the worker."""
+    """Pool initializer: start this worker's zygote before any job reaches the worker.
+
+    Ctrl-C is the coordinator's to handle: a pool worker ignores SIGINT, and on SIGTERM (the
+    coordinator stopping the run) kills its notebook, removes its sandbox and exits; at a
+    normal exit it removes its job area."""
     global _zygote
+    from multiprocessing.util import Finalize
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    Finalize(None, shutdown, exitpriority=10)
     if _zygote is None:
         _zygote = Zygote()
         _zygote.start()
