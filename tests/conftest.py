@@ -1,4 +1,12 @@
-"""Shared fixtures; reports printed at the end of the run (mutant tables)."""
+"""Shared fixtures; reports printed at the end of the run (mutant tables).
+
+``gates_class``: the gates that only *read* grades of made-up submissions (the mutants, the
+do-nothing answers, code pasted from a later notebook) share one graded class. Each such test
+module says what it hands in with ``gate_submissions(assignment) -> {student: notebook}``; the
+fixture collects them from every module that this run will test, and grades them all in one
+run of the kit's class grader (each assignment's known-answer canaries paid once, both workers
+busy to the end). A name two gates both hand in must be the same notebook (the untouched stubs).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +37,25 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def gates_class(request):
+    """A :class:`grader.course.trial.Trial`: every ``gate_submissions`` of the modules whose
+    tests use this fixture in this run, graded together."""
+    from grader.course.trial import grade_trial
+
+    modules = {item.module for item in request.session.items
+               if "gates_class" in getattr(item, "fixturenames", ())}
+    submissions: dict[str, dict] = {}
+    for module in sorted(modules, key=lambda m: m.__name__):
+        for assignment in ASSIGNMENTS:
+            for student, nb in module.gate_submissions(assignment).items():
+                by_student = submissions.setdefault(assignment, {})
+                if by_student.setdefault(student, nb) != nb:
+                    raise ValueError(f"{module.__name__} hands in another {student!r} for "
+                                     f"{assignment}")
+    return grade_trial(ROOT, submissions)
 
 
 @pytest.fixture

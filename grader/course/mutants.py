@@ -1,6 +1,7 @@
 """Do the tests mean something? Grade the solution, the untouched stubs and known-bug mutants.
 
-For one assignment this builds a throw-away nbgrader course, submits
+For one assignment (or several, graded together: :func:`evaluate_all`) this builds a
+throw-away nbgrader course (:mod:`grader.course.trial`), submits
 
 * ``solution`` — the reference answers: must get full marks;
 * ``stub`` — the release as students receive it: must get 0 on every autograded test;
@@ -25,12 +26,11 @@ failing cell may name a cause; without the field, named causes are reported as u
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbformat import NotebookNode
 
 from grader.course.release import release_notebook, source_notebook
 from grader.course.submissions import (
@@ -41,11 +41,12 @@ from grader.course.submissions import (
     load_mutants,
     mutate,
     reference_answers,
-    write_submission,
 )
-from grader.diagnose import causes_in, names
+from grader.course.trial import Trial, grade_trial
+from grader.course.trial import failing_cell_causes as failing_cell_causes  # re-exported
+from grader.diagnose import names
 from grader.engine.configuration import SOURCE_DIR
-from grader.engine.nbgrader_api import GradeResult, autograde
+from grader.engine.nbgrader_api import GradeResult
 
 
 def mutants_file(root: str | Path, assignment: str) -> Path:
@@ -208,32 +209,19 @@ def _cause_status(m: MutantOutcome) -> str:
     return f"cause NOT NAMED (declared {want!r})"
 
 
-def failing_cell_causes(notebook_path: str | Path) -> dict[str, list[str]]:
-    """``{grade cell: [named causes]}`` from the error outputs of a graded notebook."""
-    nb = nbformat.read(notebook_path, as_version=4)
-    out = {}
-    for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if gid and errors:
-            out[gid] = [p for o in errors for p in causes_in(_error_text(o))]
-    return out
-
-
-def _error_text(output) -> str:
-    """An error output's message (``evalue``; the traceback only if it has none)."""
-    if output.get("evalue"):
-        return output["evalue"]
-    return "\n".join(output.get("traceback", []))
-
-
-def graded_causes(course: Path, student: str, assignment: str) -> dict[str, list[str]]:
-    """Named causes per failing cell over the student's autograded notebooks of ``assignment``."""
-    out: dict[str, list[str]] = {}
-    for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
-        for cell, phrases in failing_cell_causes(path).items():
-            out.setdefault(cell, []).extend(phrases)
-    return out
+def suite_submissions(root: str | Path, assignment: str) -> dict[str, NotebookNode]:
+    """``{student: notebook}``: the solution, the untouched stubs, every mutant and every
+    other correct answer of ``assignment``, each filled into its release notebook."""
+    root = Path(root).resolve()
+    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
+    release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
+    answers = reference_answers(source_nb)
+    submissions = {"solution": fill(release_nb, answers), "stub": release_nb}
+    for m in load_mutants(mutants_file(root, assignment)):
+        submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
+    for a in load_alternatives(mutants_file(root, assignment)):
+        submissions[f"alternative-{a.name}"] = fill(release_nb, mutate(answers, a))
+    return submissions
 
 
 def _zeroed(result: GradeResult) -> tuple[set[str], set[str]]:
@@ -242,18 +230,26 @@ def _zeroed(result: GradeResult) -> tuple[set[str], set[str]]:
     return zero, partial
 
 
-ENGINES = ("parallel", "nbgrader")
-
-
-def _grade_all(course: Path, assignment: str, engine: str, progress: bool) -> dict:
-    if engine == "nbgrader":
-        return {r.student: r for r in autograde(course, assignment, progress=progress)}
-    if engine == "parallel":
-        from grader.engine.coordinator import ClassGrader
-
-        grader = ClassGrader(course, force=True, progress=progress)
-        return {o.student: o for o in grader.grade([assignment])}
-    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+def suite_report(root: str | Path, assignment: str, trial: Trial) -> SuiteReport:
+    """The report on ``assignment``'s suite, read from a trial that graded its
+    :func:`suite_submissions` (and possibly more)."""
+    root = Path(root).resolve()
+    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
+    results = {s: r for (a, s), r in trial.results.items() if a == assignment}
+    causes = {s: c for (a, s), c in trial.causes.items() if a == assignment}
+    outcomes = []
+    for m in load_mutants(mutants_file(root, assignment)):
+        res = results[f"mutant-{m.name}"]
+        zero, partial = _zeroed(res)
+        named = {c: p for c, p in causes[f"mutant-{m.name}"].items() if c in zero and p}
+        outcomes.append(MutantOutcome(m, res, zero, partial, named))
+    points = autograded_test_points(source_nb)
+    stub_causes = {c: p for c, p in causes["stub"].items() if p}
+    alts = [AlternativeOutcome(a, results[f"alternative-{a.name}"])
+            for a in load_alternatives(mutants_file(root, assignment))]
+    return SuiteReport(
+        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts
+    )
 
 
 def evaluate(
@@ -265,42 +261,19 @@ def evaluate(
     engine: str = "parallel",
 ) -> SuiteReport:
     """Grade solution, stubs and every declared mutant of ``assignment``; return the report."""
-    root = Path(root).resolve()
-    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
-    release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
-    answers = reference_answers(source_nb)
-    mutants = load_mutants(mutants_file(root, assignment))
-    alternatives = load_alternatives(mutants_file(root, assignment))
+    return evaluate_all(root, [assignment], workdir=workdir, progress=progress,
+                        engine=engine)[assignment]
 
-    tmp = tempfile.TemporaryDirectory() if workdir is None else None
-    course = Path(workdir or tmp.name)
-    try:
-        (course / SOURCE_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copytree(
-            root / SOURCE_DIR / assignment, course / SOURCE_DIR / assignment, dirs_exist_ok=True
-        )
-        submissions = {"solution": fill(release_nb, answers), "stub": release_nb}
-        for m in mutants:
-            submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
-        for a in alternatives:
-            submissions[f"alternative-{a.name}"] = fill(release_nb, mutate(answers, a))
-        for student, nb in submissions.items():
-            write_submission(course, student, assignment, {assignment: nb})
-        results = _grade_all(course, assignment, engine, progress)
-        causes = {student: graded_causes(course, student, assignment) for student in submissions}
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
 
-    outcomes = []
-    for m in mutants:
-        res = results[f"mutant-{m.name}"]
-        zero, partial = _zeroed(res)
-        named = {c: p for c, p in causes[f"mutant-{m.name}"].items() if c in zero and p}
-        outcomes.append(MutantOutcome(m, res, zero, partial, named))
-    points = autograded_test_points(source_nb)
-    stub_causes = {c: p for c, p in causes["stub"].items() if p}
-    alts = [AlternativeOutcome(a, results[f"alternative-{a.name}"]) for a in alternatives]
-    return SuiteReport(
-        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts
-    )
+def evaluate_all(
+    root: str | Path,
+    assignments: list[str],
+    *,
+    workdir: str | Path | None = None,
+    progress: bool = False,
+    engine: str = "parallel",
+) -> dict[str, SuiteReport]:
+    """:func:`evaluate` for several assignments, graded together in one run."""
+    trial = grade_trial(root, {a: suite_submissions(root, a) for a in assignments},
+                        engine=engine, progress=progress, workdir=workdir)
+    return {a: suite_report(root, a, trial) for a in assignments}
