@@ -58,6 +58,26 @@ def gates_class(request):
     return grade_trial(ROOT, submissions)
 
 
+@pytest.fixture(scope="session")
+def validate_release():
+    """``validate_release(assignment)``: nbgrader's Validate (the student's button, not inverted)
+    on the untouched release notebook, run once per assignment and session."""
+    from grader.course.release import release_notebook
+    from grader.engine.configuration import ensure_environment_on_path
+
+    results: dict[str, dict] = {}
+
+    def validate(assignment: str) -> dict:
+        if assignment not in results:
+            from nbgrader.validator import Validator
+
+            ensure_environment_on_path()
+            results[assignment] = Validator().validate(str(release_notebook(ROOT, assignment)))
+        return results[assignment]
+
+    return validate
+
+
 @pytest.fixture
 def rng():
     import numpy as np
