@@ -1,4 +1,12 @@
-"""Shared fixtures; reports printed at the end of the run (mutant tables)."""
+"""Shared fixtures; reports printed at the end of the run (mutant tables).
+
+``gates_class``: the gates that only *read* grades of made-up submissions (the mutants, the
+do-nothing answers, code pasted from a later notebook) share one graded class. Each such test
+module says what it hands in with ``gate_submissions(assignment) -> {student: notebook}``; the
+fixture collects them from every module that this run will test, and grades them all in one
+run of the kit's class grader (each assignment's known-answer canaries paid once, both workers
+busy to the end). A name two gates both hand in must be the same notebook (the untouched stubs).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,6 @@ BLIND_BUGS = ROOT / "tests" / "blind_bugs"
 #: How many blind bugs per notebook CI grades (each is a whole notebook to grade).
 BLIND_SAMPLE = 24
 
-_SUITES: dict = {}
-
 
 def blind_sample(bugs: list, size: int = BLIND_SAMPLE) -> list:
     """``size`` bugs taken round-robin over their targets in file order (the first bug of each
@@ -34,20 +40,6 @@ def blind_sample(bugs: list, size: int = BLIND_SAMPLE) -> list:
         depth += 1
     return picked
 
-
-def graded_suite(assignment: str):
-    """Solution, stubs, declared mutants, alternatives and the blind bugs of ``assignment``,
-    graded in one class-grading run and shared by the tests that read it (test_mutants,
-    test_blind_bugs)."""
-    if assignment not in _SUITES:
-        from grader.course.mutants import evaluate
-        from grader.course.submissions import load_definition_bugs
-
-        corpus = BLIND_BUGS / f"{assignment}.toml"
-        extra = (lambda answers: blind_sample(load_definition_bugs(corpus, answers))) \
-            if corpus.exists() else None
-        _SUITES[assignment] = evaluate(ROOT, assignment, extra=extra)
-    return _SUITES[assignment]
 
 _REPORTS: list[str] = []
 
@@ -67,6 +59,45 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def gates_class(request):
+    """A :class:`grader.course.trial.Trial`: every ``gate_submissions`` of the modules whose
+    tests use this fixture in this run, graded together."""
+    from grader.course.trial import grade_trial
+
+    modules = {item.module for item in request.session.items
+               if "gates_class" in getattr(item, "fixturenames", ())}
+    submissions: dict[str, dict] = {}
+    for module in sorted(modules, key=lambda m: m.__name__):
+        for assignment in ASSIGNMENTS:
+            for student, nb in module.gate_submissions(assignment).items():
+                by_student = submissions.setdefault(assignment, {})
+                if by_student.setdefault(student, nb) != nb:
+                    raise ValueError(f"{module.__name__} hands in another {student!r} for "
+                                     f"{assignment}")
+    return grade_trial(ROOT, submissions)
+
+
+@pytest.fixture(scope="session")
+def validate_release():
+    """``validate_release(assignment)``: nbgrader's Validate (the student's button, not inverted)
+    on the untouched release notebook, run once per assignment and session."""
+    from grader.course.release import release_notebook
+    from grader.engine.configuration import ensure_environment_on_path
+
+    results: dict[str, dict] = {}
+
+    def validate(assignment: str) -> dict:
+        if assignment not in results:
+            from nbgrader.validator import Validator
+
+            ensure_environment_on_path()
+            results[assignment] = Validator().validate(str(release_notebook(ROOT, assignment)))
+        return results[assignment]
+
+    return validate
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 ``tests/blind_bugs/<assignment>.toml`` holds bugs written from the release notebook's text alone,
 by someone who never saw the reference, the mutants files or the cause catalogue: each replaces
-one definition a student writes. They are graded in the same run as the declared mutants
-(:func:`tests.conftest.graded_suite`). The gate:
+one definition a student writes. A sample of each (:func:`tests.conftest.blind_sample`) is handed
+in to the session's shared graded class (``gates_class``), next to the declared mutants. The gate:
 
 * every bug loses points;
 * no message names a cause the bug does not have. What each bug does have was judged by reading
@@ -21,11 +21,14 @@ from __future__ import annotations
 import re
 import tomllib
 
+import nbformat
 import pytest
 
-from grader.course.mutants import MutantOutcome
+from grader.course.mutants import MutantOutcome, bug_outcomes
+from grader.course.release import release_notebook, source_notebook
+from grader.course.submissions import fill, load_definition_bugs, mutate, reference_answers
 
-from .conftest import ASSIGNMENTS, BLIND_BUGS, add_report, graded_suite
+from .conftest import ASSIGNMENTS, BLIND_BUGS, ROOT, add_report, blind_sample
 
 #: What a message says when it localises a failure: which value differs from what (entries,
 #: shape, type, a value against its expected one), or which line of the student's code raised.
@@ -46,12 +49,35 @@ def verdicts(assignment: str) -> dict[str, dict]:
         return tomllib.load(fh)
 
 
+def blind_bugs(assignment: str) -> list:
+    """The sample of ``assignment``'s blind bugs graded here, as mutants of the reference."""
+    corpus = BLIND_BUGS / f"{assignment}.toml"
+    if not corpus.exists():
+        return []
+    answers = reference_answers(nbformat.read(source_notebook(ROOT, assignment), as_version=4))
+    return blind_sample(load_definition_bugs(corpus, answers))
+
+
+def gate_submissions(assignment: str) -> dict:
+    """What this gate hands in to the shared class: each sampled blind bug in the reference."""
+    source = nbformat.read(source_notebook(ROOT, assignment), as_version=4)
+    release = nbformat.read(release_notebook(ROOT, assignment), as_version=4)
+    answers = reference_answers(source)
+    return {f"blind-{b.name}": fill(release, mutate(answers, b)) for b in blind_bugs(assignment)}
+
+
+class Suite:
+    def __init__(self, assignment: str, extra: list[MutantOutcome]):
+        self.assignment, self.extra = assignment, extra
+
+
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def suite(request):
+def suite(request, gates_class):
     corpus = BLIND_BUGS / f"{request.param}.toml"
     if not corpus.exists():
         pytest.fail(f"no blind bug corpus for {request.param}: write {corpus}")
-    rep = graded_suite(request.param)
+    rep = Suite(request.param,
+                bug_outcomes(gates_class, request.param, blind_bugs(request.param), "blind-"))
     add_report(table(rep.assignment, rep.extra, verdicts(rep.assignment)))
     return rep
 
@@ -125,18 +151,14 @@ def test_most_bugs_are_named_or_localised(suite):
 def dump(assignment: str) -> list[dict]:
     """Grade only the blind bugs of ``assignment`` and describe each outcome (to judge them:
     ``python -m tests.test_blind_bugs <assignment>`` prints JSON)."""
-    from grader.course.mutants import evaluate
-    from grader.course.submissions import load_definition_bugs
+    from grader.course.trial import grade_trial
 
-    from .conftest import ROOT, blind_sample
-
-    corpus = BLIND_BUGS / f"{assignment}.toml"
-    rep = evaluate(ROOT, assignment, declared=False,
-                   extra=lambda answers: blind_sample(load_definition_bugs(corpus, answers)))
+    trial = grade_trial(ROOT, {assignment: gate_submissions(assignment)})
     judged = verdicts(assignment)
     return [{"name": o.mutant.name, "description": o.mutant.description,
              "category": category(o, judged), "zeroed": sorted(o.zeroed), "named": o.named,
-             "messages": o.messages} for o in rep.extra]
+             "messages": o.messages}
+            for o in bug_outcomes(trial, assignment, blind_bugs(assignment), "blind-")]
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -110,18 +109,6 @@ def test_report_without_outcomes_keeps_the_last_runs_flags_and_time(tmp_path):
     assert data["flags"] == [{"student": "ada", "assignment": "01_a", "flag": "f1"}]
     assert data["run_seconds"] == 3.0
 
-
-def test_report_time_for_a_40_student_class(tmp_path):
-    """Budget: < 5 % of a grade run. 40 students x 1 notebook take >= 20 s to grade on 2 cores
-    (README: ~0.5 s per notebook and worker at best), so the report must stay under 1 s of
-    work here; the bound below allows 5x for a loaded CI machine and cold imports."""
-    fabricate_course(tmp_path, [f"s{i:02d}" for i in range(40)], ["01_a"])
-    class_data(tmp_path)  # imports (nbgrader, sqlalchemy) are already paid in a grade run
-    start = time.perf_counter()
-    write_class_report(tmp_path, [], 20.0)
-    seconds = time.perf_counter() - start
-    print(f"class report for 40 students x 1 assignment: {seconds:.2f} s")
-    assert seconds < 5.0
 
 
 def test_histograms_count_every_student_whole_with_a_legend(tmp_path):

@@ -108,19 +108,33 @@ def test_without_the_kit_settings_nbgrader_would_zero_the_noisy_student(demo, tm
 def test_class_grading_agrees_with_nbgrader_autograde(demo, tmp_path):
     """Independent check of the fast engine the demo uses: nbgrader's own autograde (a kernel
     per notebook) gives the same score on every cell, for the complete and the buggy student
-    in every assignment."""
-    import shutil
+    in every assignment. (Each assignment in a course of its own, two at a time: nbgrader's
+    autograde is serial, and its kernels would leave one of two cores idle.)"""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     out, results = demo
-    course = tmp_path / "course"
-    course.mkdir()
-    for part in ("solutions", "nbgrader_config.py"):
-        src = out / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, course / part)
     students = ["ada", "dev"]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn) as pool:
+        graded = pool.map(_autograde_copy, [out] * len(ASSIGNMENTS), [tmp_path] * len(ASSIGNMENTS),
+                          ASSIGNMENTS, [students] * len(ASSIGNMENTS))
+        for a, rows in zip(ASSIGNMENTS, graded, strict=True):
+            assert [r.student for r in rows] == students, (a, rows)
+            for r in rows:
+                assert r.success, (r.student, a, r.error)
+                assert r.cells == results[r.student, a].cells, (r.student, a)
+
+
+def _autograde_copy(out, tmp_path, assignment, students):
+    """nbgrader's autograde of ``students``' ``assignment``, in a copy of the demo course."""
+    import shutil
+
+    course = tmp_path / assignment
+    course.mkdir()
+    shutil.copytree(out / "solutions" / assignment, course / "solutions" / assignment)
+    shutil.copy(out / "nbgrader_config.py", course / "nbgrader_config.py")
     for student in students:
-        shutil.copytree(out / "submitted" / student, course / "submitted" / student)
-    for a in ASSIGNMENTS:
-        for r in autograde(course, a, students, progress=False):
-            assert r.success, (r.student, a, r.error)
-            assert r.cells == results[r.student, a].cells, (r.student, a)
+        shutil.copytree(out / "submitted" / student / assignment,
+                        course / "submitted" / student / assignment)
+    return autograde(course, assignment, students, progress=False)

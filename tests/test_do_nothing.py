@@ -17,29 +17,25 @@ every method of every code answer cell is replaced by one of four do-nothing bod
 
 Elsewhere a class's ``__init__`` stores nothing (it cannot return anything). Each variant is one
 submission, graded like a student's with the project's class grader (judge and sandbox
-included); every autograded test cell must score 0 on every variant. Cells that don't are
-listed with the variants that earn points there.
+included), in the session's shared class (``gates_class``, tests/conftest.py); every autograded
+test cell must score 0 on every variant. Cells that don't are listed with the variants that earn
+points there.
 """
 
 from __future__ import annotations
 
 import ast
-import tempfile
-from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from grader.course.mutants import _grade_all
 from grader.course.release import release_notebook, source_notebook
 from grader.course.submissions import (
     autograded_test_points,
     fill,
     reference_answers,
-    write_submission,
 )
-from grader.engine.configuration import SOURCE_DIR
 
 from .conftest import ASSIGNMENTS, ROOT, add_report
 
@@ -279,23 +275,21 @@ def test_do_nothing_answers_do_nothing(variant):
 # ----------------------------------------------------------------------------- the gate
 
 
-@pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request):
-    """``(assignment, points, {variant: GradeResult})``: every variant graded once."""
-    assignment = request.param
+def gate_submissions(assignment: str) -> dict:
+    """What this gate hands in to the session's shared class (tests/conftest.py): one
+    submission per variant, ``nothing-<variant>``."""
     source_nb = nbformat.read(source_notebook(ROOT, assignment), as_version=4)
     release_nb = nbformat.read(release_notebook(ROOT, assignment), as_version=4)
     answers = reference_answers(source_nb)
-    with tempfile.TemporaryDirectory() as tmp:
-        course = Path(tmp)
-        import shutil
+    return {f"nothing-{v}": fill(release_nb, do_nothing_answers(answers, v)) for v in VARIANTS}
 
-        shutil.copytree(ROOT / SOURCE_DIR / assignment, course / SOURCE_DIR / assignment)
-        for variant in VARIANTS:
-            nb = fill(release_nb, do_nothing_answers(answers, variant))
-            write_submission(course, f"nothing-{variant}", assignment, {assignment: nb})
-        results = _grade_all(course, assignment, "parallel", progress=False)
-    by_variant = {v: results[f"nothing-{v}"] for v in VARIANTS}
+
+@pytest.fixture(scope="module", params=ASSIGNMENTS)
+def graded(request, gates_class):
+    """``(assignment, points, {variant: GradeResult})``: every variant graded once."""
+    assignment = request.param
+    source_nb = nbformat.read(source_notebook(ROOT, assignment), as_version=4)
+    by_variant = {v: gates_class.results[assignment, f"nothing-{v}"] for v in VARIANTS}
     return assignment, autograded_test_points(source_nb), by_variant
 
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -482,22 +481,16 @@ def test_codec_limits():
         decode(len(deep).to_bytes(8, "big") + deep)
 
 
-# ----------------------------------------------------------------------------- cost
+# ----------------------------------------------------------------------------- big arguments
 
 
-def test_round_trip_overhead(judge, capsys):
+def test_round_trip_of_scalars_and_a_large_array(judge):
+    """A scalar and a 1000x1000 float64 array cross to the student's function and back (what
+    a call costs is measured by benchmarks/judge_rpc.py, not here)."""
     judge.run_test_cell("_x = np.ones((1000, 1000))")
-    fn = None
-    for label, cell, n in [("scalar", "_r = double(1.5)", 300),
-                           ("1000x1000 float64", "_r = double(_x)", 20)]:
-        fn = compile(cell, "<bench>", "exec")
-        judge.run_test_cell("_r = double")  # fetch once; time the calls alone
-        started = time.perf_counter()
-        for _ in range(n):
-            exec(fn, judge.ns)
-        micro = (time.perf_counter() - started) / n * 1e6
-        with capsys.disabled():
-            print(f"\njudge round trip, {label} argument: {micro:.0f} µs per call")
+    judge.run_test_cell("_s = double(1.5)")
+    judge.run_test_cell("_r = double(_x)")
+    assert judge.ns["_s"] == 3.0
     assert np.array_equal(judge.ns["_r"], 2 * np.ones((1000, 1000)))
 
 

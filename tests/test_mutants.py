@@ -1,20 +1,34 @@
 """Autograde through nbgrader's real gradebook: solution full marks, stubs zero, every mutant
 loses exactly the points of the tests declared to catch it, and gets the diagnosis declared for
-it (no message names a wrong cause). The tables are printed at the end of the run."""
+it (no message names a wrong cause). The tables are printed at the end of the run.
+
+Every assignment's suite is graded in the session's shared class (``gates_class`` in
+tests/conftest.py: one run of the class grader for all the gates that read grades)."""
 
 import nbformat
 import pytest
 
-from grader.course.mutants import MutantOutcome, failing_cell_causes, mutants_file
+from grader.course.mutants import (
+    MutantOutcome,
+    failing_cell_causes,
+    mutants_file,
+    suite_report,
+    suite_submissions,
+)
 from grader.course.submissions import Mutant, load_alternatives, load_mutants
 from grader.engine.nbgrader_api import GradeResult
 
-from .conftest import ASSIGNMENTS, ROOT, add_report, graded_suite
+from .conftest import ASSIGNMENTS, ROOT, add_report
+
+
+def gate_submissions(assignment):
+    """What this gate hands in to the shared class: solution, stubs, mutants, alternatives."""
+    return suite_submissions(ROOT, assignment)
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
-def report(request):
-    rep = graded_suite(request.param)
+def report(request, gates_class):
+    rep = suite_report(ROOT, request.param, gates_class)
     add_report(rep.table())
     return rep
 

@@ -10,16 +10,16 @@ How a student would paste: the given functions and classes of the later notebook
 of the same name. To give them every chance, their top-level definitions (imports, functions,
 classes) go into a new cell right before *every* test cell of the earlier notebook, so that
 whatever the earlier notebook's own stubs defined, the later notebook's definition is the one
-the test sees. The submissions are graded by nbgrader's autograde through the kit's helpers
-(:mod:`grader.engine.nbgrader_api`), one throw-away course per earlier assignment: its untouched
-stubs and one submission per later notebook. A control proves that pasting reaches the tests: the
-first assignment's own reference answers, pasted the same way, earn points.
+the test sees. The submissions (per earlier assignment: its untouched stubs and one submission
+per later notebook) are graded like a student's by the kit's class grader (judge and sandbox
+included), in the session's shared class (``gates_class``, tests/conftest.py). A control proves
+that pasting reaches the tests: the first assignment's own reference answers, pasted the same
+way, earn points.
 """
 
 from __future__ import annotations
 
 import ast
-import shutil
 
 import nbformat
 import pytest
@@ -30,10 +30,7 @@ from grader.course.submissions import (
     is_autograded_test,
     nbgrader_meta,
     reference_answers,
-    write_submission,
 )
-from grader.engine.configuration import SOURCE_DIR, ensure_environment_on_path
-from grader.engine.nbgrader_api import autograde
 
 from .conftest import ASSIGNMENTS, ROOT
 
@@ -100,12 +97,14 @@ def test_given_definitions_are_found():
         ast.parse(code)
 
 
-@pytest.mark.parametrize("earlier,laters", PAIRS, ids=[p[0] for p in PAIRS])
-def test_later_given_code_earns_nothing_in_earlier_notebook(earlier, laters, tmp_path):
-    ensure_environment_on_path()
+def gate_submissions(earlier: str) -> dict:
+    """What this gate hands in to the shared class for ``earlier``: the untouched stubs
+    (``stub``, as the mutants gate's), ``pasted-<later>`` per later notebook, and for the first
+    assignment the ``control``."""
+    laters = dict(PAIRS).get(earlier)
+    if not laters:
+        return {}
     release = nbformat.read(release_notebook(ROOT, earlier), as_version=4)
-    (tmp_path / SOURCE_DIR).mkdir()
-    shutil.copytree(ROOT / SOURCE_DIR / earlier, tmp_path / SOURCE_DIR / earlier)
     submissions = {"stub": release}
     if earlier == ASSIGNMENTS[0]:
         # the control: the assignment's own reference answers, pasted the same way, must earn
@@ -116,9 +115,12 @@ def test_later_given_code_earns_nothing_in_earlier_notebook(earlier, laters, tmp
     for later in laters:
         given = given_definitions(nbformat.read(release_notebook(ROOT, later), as_version=4))
         submissions[f"pasted-{later}"] = paste_before_every_test(release, given)
-    for student, nb in submissions.items():
-        write_submission(tmp_path, student, earlier, {earlier: nb})
-    results = {r.student: r for r in autograde(tmp_path, earlier, progress=False)}
+    return submissions
+
+
+@pytest.mark.parametrize("earlier,laters", PAIRS, ids=[p[0] for p in PAIRS])
+def test_later_given_code_earns_nothing_in_earlier_notebook(earlier, laters, gates_class):
+    results = {s: gates_class.results[earlier, s] for s in gate_submissions(earlier)}
     assert all(r.success for r in results.values()), {s: r.error for s, r in results.items()}
     stub = results["stub"].cells
     assert stub and results["stub"].auto_score == 0, stub

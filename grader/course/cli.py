@@ -53,12 +53,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_mutants(args: argparse.Namespace) -> int:
-    from grader.course.mutants import evaluate
+    from grader.course.mutants import evaluate_all
 
     ok = True
-    for assignment in args.assignments or available_assignments(args.root):
-        report = evaluate(args.root, assignment, progress=not args.no_progress,
-                          engine=args.engine)
+    reports = evaluate_all(args.root, args.assignments or available_assignments(args.root),
+                           progress=not args.no_progress, engine=args.engine)
+    for report in reports.values():
         print(report.table())
         ok &= report.solution.auto_score == report.solution.auto_max
         ok &= report.stub.auto_score == 0

@@ -1,6 +1,7 @@
 """Do the tests mean something? Grade the solution, the untouched stubs and known-bug mutants.
 
-For one assignment this builds a throw-away nbgrader course, submits
+For one assignment (or several, graded together: :func:`evaluate_all`) this builds a
+throw-away nbgrader course (:mod:`grader.course.trial`), submits
 
 * ``solution`` — the reference answers: must get full marks;
 * ``stub`` — the release as students receive it: must get 0 on every autograded test;
@@ -25,13 +26,11 @@ failing cell may name a cause; without the field, named causes are reported as u
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbformat import NotebookNode
 
 from grader.course.release import release_notebook, source_notebook
 from grader.course.submissions import (
@@ -42,11 +41,12 @@ from grader.course.submissions import (
     load_mutants,
     mutate,
     reference_answers,
-    write_submission,
 )
-from grader.diagnose import causes_in, names
+from grader.course.trial import Trial, grade_trial
+from grader.course.trial import failing_cell_causes as failing_cell_causes  # re-exported
+from grader.diagnose import names
 from grader.engine.configuration import SOURCE_DIR
-from grader.engine.nbgrader_api import GradeResult, autograde
+from grader.engine.nbgrader_api import GradeResult
 
 
 def mutants_file(root: str | Path, assignment: str) -> Path:
@@ -122,7 +122,6 @@ class SuiteReport:
     mutants: list[MutantOutcome] = field(default_factory=list)
     stub_causes: dict[str, list[str]] = field(default_factory=dict)  # a stub has no cause
     alternatives: list[AlternativeOutcome] = field(default_factory=list)
-    extra: list[MutantOutcome] = field(default_factory=list)  # bugs graded, not declared
 
     def diagnosis_counts(self) -> dict[str, int]:
         """The note's columns: bugs, caught, right cause, wrong-cause messages (and more)."""
@@ -211,38 +210,19 @@ def _cause_status(m: MutantOutcome) -> str:
     return f"cause NOT NAMED (declared {want!r})"
 
 
-def failing_cell_messages(notebook_path: str | Path) -> dict[str, list[str]]:
-    """``{grade cell: [error messages]}`` from the error outputs of a graded notebook."""
-    nb = nbformat.read(notebook_path, as_version=4)
-    out = {}
-    for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        if gid and errors:
-            out[gid] = [_error_text(o) for o in errors]
-    return out
-
-
-def failing_cell_causes(notebook_path: str | Path) -> dict[str, list[str]]:
-    """``{grade cell: [named causes]}`` from the error outputs of a graded notebook."""
-    return {cell: [p for text in texts for p in causes_in(text)]
-            for cell, texts in failing_cell_messages(notebook_path).items()}
-
-
-def _error_text(output) -> str:
-    """An error output's message (``evalue``; the traceback only if it has none)."""
-    if output.get("evalue"):
-        return output["evalue"]
-    return "\n".join(output.get("traceback", []))
-
-
-def graded_messages(course: Path, student: str, assignment: str) -> dict[str, list[str]]:
-    """Error messages per failing cell over the student's autograded notebooks."""
-    out: dict[str, list[str]] = {}
-    for path in sorted((course / "autograded" / student / assignment).glob("*.ipynb")):
-        for cell, texts in failing_cell_messages(path).items():
-            out.setdefault(cell, []).extend(texts)
-    return out
+def suite_submissions(root: str | Path, assignment: str) -> dict[str, NotebookNode]:
+    """``{student: notebook}``: the solution, the untouched stubs, every mutant and every
+    other correct answer of ``assignment``, each filled into its release notebook."""
+    root = Path(root).resolve()
+    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
+    release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
+    answers = reference_answers(source_nb)
+    submissions = {"solution": fill(release_nb, answers), "stub": release_nb}
+    for m in load_mutants(mutants_file(root, assignment)):
+        submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
+    for a in load_alternatives(mutants_file(root, assignment)):
+        submissions[f"alternative-{a.name}"] = fill(release_nb, mutate(answers, a))
+    return submissions
 
 
 def _zeroed(result: GradeResult) -> tuple[set[str], set[str]]:
@@ -251,18 +231,35 @@ def _zeroed(result: GradeResult) -> tuple[set[str], set[str]]:
     return zero, partial
 
 
-ENGINES = ("parallel", "nbgrader")
+def bug_outcomes(trial: Trial, assignment: str, bugs: list[Mutant],
+                 prefix: str = "mutant-") -> list[MutantOutcome]:
+    """What grading did to each bug of ``assignment``, handed in as ``<prefix><name>``."""
+    out = []
+    for bug in bugs:
+        key = (assignment, f"{prefix}{bug.name}")
+        res = trial.results[key]
+        zero, partial = _zeroed(res)
+        named = {c: p for c, p in trial.causes[key].items() if c in zero and p}
+        texts = {c: t for c, t in trial.messages[key].items() if c in zero}
+        out.append(MutantOutcome(bug, res, zero, partial, named, texts))
+    return out
 
 
-def _grade_all(course: Path, assignment: str, engine: str, progress: bool) -> dict:
-    if engine == "nbgrader":
-        return {r.student: r for r in autograde(course, assignment, progress=progress)}
-    if engine == "parallel":
-        from grader.engine.coordinator import ClassGrader
-
-        grader = ClassGrader(course, force=True, progress=progress)
-        return {o.student: o for o in grader.grade([assignment])}
-    raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+def suite_report(root: str | Path, assignment: str, trial: Trial) -> SuiteReport:
+    """The report on ``assignment``'s suite, read from a trial that graded its
+    :func:`suite_submissions` (and possibly more)."""
+    root = Path(root).resolve()
+    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
+    results = {s: r for (a, s), r in trial.results.items() if a == assignment}
+    causes = {s: c for (a, s), c in trial.causes.items() if a == assignment}
+    outcomes = bug_outcomes(trial, assignment, load_mutants(mutants_file(root, assignment)))
+    points = autograded_test_points(source_nb)
+    stub_causes = {c: p for c, p in causes["stub"].items() if p}
+    alts = [AlternativeOutcome(a, results[f"alternative-{a.name}"])
+            for a in load_alternatives(mutants_file(root, assignment))]
+    return SuiteReport(
+        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts
+    )
 
 
 def evaluate(
@@ -272,59 +269,21 @@ def evaluate(
     workdir: str | Path | None = None,
     progress: bool = False,
     engine: str = "parallel",
-    extra: Callable[[dict[str, str]], list[Mutant]] | None = None,
-    declared: bool = True,
 ) -> SuiteReport:
-    """Grade solution, stubs and every declared mutant of ``assignment``; return the report.
+    """Grade solution, stubs and every declared mutant of ``assignment``; return the report."""
+    return evaluate_all(root, [assignment], workdir=workdir, progress=progress,
+                        engine=engine)[assignment]
 
-    ``extra(reference answers)`` gives more bugs to grade in the same run (a corpus written
-    elsewhere, e.g. :func:`~grader.course.submissions.load_definition_bugs`); their outcomes
-    are in ``SuiteReport.extra``, not judged against a declaration. ``declared=False`` grades
-    only those (with the solution and the stubs), not the mutants file's.
-    """
-    root = Path(root).resolve()
-    source_nb = nbformat.read(source_notebook(root, assignment), as_version=4)
-    release_nb = nbformat.read(release_notebook(root, assignment), as_version=4)
-    answers = reference_answers(source_nb)
-    mutants = load_mutants(mutants_file(root, assignment)) if declared else []
-    alternatives = load_alternatives(mutants_file(root, assignment)) if declared else []
-    extras = extra(answers) if extra else []
 
-    tmp = tempfile.TemporaryDirectory() if workdir is None else None
-    course = Path(workdir or tmp.name)
-    try:
-        (course / SOURCE_DIR).mkdir(parents=True, exist_ok=True)
-        shutil.copytree(
-            root / SOURCE_DIR / assignment, course / SOURCE_DIR / assignment, dirs_exist_ok=True
-        )
-        submissions = {"solution": fill(release_nb, answers), "stub": release_nb}
-        for m in mutants:
-            submissions[f"mutant-{m.name}"] = fill(release_nb, mutate(answers, m))
-        for a in alternatives:
-            submissions[f"alternative-{a.name}"] = fill(release_nb, mutate(answers, a))
-        for b in extras:
-            submissions[f"extra-{b.name}"] = fill(release_nb, mutate(answers, b))
-        for student, nb in submissions.items():
-            write_submission(course, student, assignment, {assignment: nb})
-        results = _grade_all(course, assignment, engine, progress)
-        messages = {s: graded_messages(course, s, assignment) for s in submissions}
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
-
-    def outcome(m: Mutant, student: str) -> MutantOutcome:
-        res = results[student]
-        zero, partial = _zeroed(res)
-        texts = {c: t for c, t in messages[student].items() if c in zero}
-        named = {c: p for c, t in texts.items() if (p := [x for e in t for x in causes_in(e)])}
-        return MutantOutcome(m, res, zero, partial, named, texts)
-
-    outcomes = [outcome(m, f"mutant-{m.name}") for m in mutants]
-    points = autograded_test_points(source_nb)
-    stub_causes = {c: p for c, t in messages["stub"].items()
-                   if (p := [x for e in t for x in causes_in(e)])}
-    alts = [AlternativeOutcome(a, results[f"alternative-{a.name}"]) for a in alternatives]
-    return SuiteReport(
-        assignment, points, results["solution"], results["stub"], outcomes, stub_causes, alts,
-        extra=[outcome(b, f"extra-{b.name}") for b in extras],
-    )
+def evaluate_all(
+    root: str | Path,
+    assignments: list[str],
+    *,
+    workdir: str | Path | None = None,
+    progress: bool = False,
+    engine: str = "parallel",
+) -> dict[str, SuiteReport]:
+    """:func:`evaluate` for several assignments, graded together in one run."""
+    trial = grade_trial(root, {a: suite_submissions(root, a) for a in assignments},
+                        engine=engine, progress=progress, workdir=workdir)
+    return {a: suite_report(root, a, trial) for a in assignments}

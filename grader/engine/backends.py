@@ -22,8 +22,9 @@ class InlineBackend:
     """No pool: the coordinator runs each job itself, one at a time (its own zygote)."""
 
     workers = 1
+    pins = False  # jobs cannot be sent to a given worker
 
-    def submit(self, job: Job):
+    def submit(self, job: Job, worker: str | None = None):
         fut = cf.Future()
         try:
             fut.set_result(execute_job(job))
@@ -55,6 +56,8 @@ class InlineBackend:
 class LocalBackend:
     """A pool of worker processes on this machine, each with its own zygote."""
 
+    pins = False
+
     def __init__(self, workers: int):
         self.workers = workers
         self._pool = None
@@ -65,7 +68,7 @@ class LocalBackend:
             self._pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=preload)
         return self._pool
 
-    def submit(self, job: Job):
+    def submit(self, job: Job, worker: str | None = None):
         return self._ensure().submit(execute_job, job)
 
     def wait(self, futures):
@@ -117,6 +120,8 @@ class LocalBackend:
 class DaskBackend:
     """Workers of a Dask distributed cluster (``scheduler`` address or an existing Client)."""
 
+    pins = True  # a job can go to one given worker (canaries, for that worker's environment)
+
     def __init__(self, scheduler):
         from distributed import Client
 
@@ -128,7 +133,10 @@ class DaskBackend:
     def workers(self) -> int:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
-    def submit(self, job: Job):
+    def submit(self, job: Job, worker: str | None = None):
+        if worker is not None:
+            return self.client.submit(execute_job, job, pure=False, workers=[worker],
+                                      allow_other_workers=False)
         allowed = None
         if self.excluded:
             allowed = [a for a in self.client.scheduler_info()["workers"]

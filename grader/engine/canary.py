@@ -1,4 +1,4 @@
-"""Known-answer canaries: every worker proves itself before any of its grades is trusted.
+"""Known-answer canaries: nothing is recorded from an environment no canary vouched for.
 
 For each assignment graded, two notebooks go through exactly the path a student's does
 (sanitised by nbgrader's preprocessors, executed by a worker in a sandboxed process, outputs
@@ -7,14 +7,17 @@ post-processed by nbgrader, cells scored by nbgrader's own ``determine_grade``):
 * the **untouched release** notebook must score 0 on every autograded cell;
 * the **reference solution** (the source notebook, hidden tests included) must score full.
 
-Each worker runs them before its first job of the assignment and attaches what they produced
-to every result it returns (:func:`grader.engine.worker.execute_job`); the coordinator calls
-:meth:`Canaries.check` on that before it commits anything the worker produced. A grader that
-would give untouched stubs points, or the solution less than full marks, grades nobody.
+They run once per assignment and **environment** (:mod:`grader.engine.environment`: host,
+kernel, Python and packages, the grader's code, the sandbox mode), as ordinary jobs alongside the
+first students (:mod:`grader.engine.dispatch`), and are remembered across runs
+(:mod:`grader.engine.canary_cache`) while nothing they depend on changed. Every worker reports
+its own environment with every result; a student's result is recorded only once the canaries of
+that very environment passed — in this run or, cached, in an identical one. A worker whose
+environment no canary vouches for is excluded (a local pool: the run stops).
 
-When grading sandboxed, a third canary, the **isolation probe**, runs in the same place a
-student's code does and tries to read the course root, its solutions, ``.git`` and the
-gradebook: if it reads any of them (or does not report), nothing the worker graded is recorded.
+When grading sandboxed, each worker also runs the **isolation probe** once, in the same place a
+student's code does: it tries to read the course root, its solutions, ``.git`` and the gradebook;
+if it reads any of them (or does not report), nothing the worker graded is recorded.
 """
 
 from __future__ import annotations
@@ -23,13 +26,17 @@ import copy
 import hashlib
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
 
-from grader.engine.intake import source_files
+from grader.engine import environment
+from grader.engine.canary_cache import CACHE_DIR, CanaryCache
+from grader.engine.intake import sha256, source_files
 
 STUB, SOLUTION = "stub", "solution"
+PASSED, PENDING, FAILED, UNKNOWN = "passed", "pending", "failed", "unknown"
 ISOLATION_TAG = "DLGRADER-ISOLATION"
 ISOLATION_PROBE = """import json as _json, os as _os
 _seen = {}
@@ -47,18 +54,24 @@ print(%r, _json.dumps(_seen))
 
 
 class CanaryFailure(Exception):
-    """A worker failed its known-answer test: its results must not be recorded."""
+    """A worker or an environment failed its known-answer test: record nothing from it."""
 
 
 class Canaries:
-    """Canary jobs per assignment, and their verdicts per worker (coordinator side)."""
+    """Canary jobs per assignment, their verdicts per environment, the isolation probe's per
+    worker (coordinator side)."""
 
     def __init__(self, grader):
         self.grader = grader
+        self.cache = CanaryCache(grader.canary_cache or grader.course / CACHE_DIR)
         self._prepared: dict[str, dict] = {}  # assignment -> {canary key: (nb_id, kind, nb, res)}
-        self._verdicts: dict[tuple[str, str], list[str]] = {}  # (worker, assignment) -> problems
         self._files: dict[str, dict[str, bytes]] = {}  # assignment -> instructor's data files
+        self._verdicts: dict[tuple[str, str], list[str] | None] = {}  # None: running
+        self._results: dict[tuple[str, str], dict[str, dict]] = {}
+        self._isolation: dict[str, list[str]] = {}  # worker -> problems
+        self.cached = self.ran = 0  # canary notebooks taken from the cache / run
 
+    # -- the jobs --------------------------------------------------------------
     def _prepare(self, assignment: str) -> dict:
         if assignment not in self._prepared:
             g = self.grader
@@ -68,25 +81,96 @@ class Canaries:
                                  (SOLUTION, g.source_notebook(assignment, nb_id))):
                     sanitized, res, _ = g.sanitize("canary", assignment, nb_id,
                                                    copy.deepcopy(nb))
-                    # the key names the content: a worker's cached verdict never outlives it
+                    # the key names the content: a verdict never outlives it
                     digest = hashlib.sha256(nbformat.writes(sanitized).encode()).hexdigest()
-                    key = f"canary/{assignment}/{nb_id}/{kind}/{digest[:16]}"
+                    key = f"canary/{assignment}/{nb_id}/{kind}/{digest}"
                     out[key] = (nb_id, kind, sanitized, res)
             self._prepared[assignment] = out
         return self._prepared[assignment]
 
-    def jobs(self, assignment: str):
-        """The canary jobs a worker must run before grading ``assignment``."""
+    def files(self, assignment: str) -> dict[str, bytes]:
         if assignment not in self._files:
             cd = self.grader.coursedir
             source = Path(cd.format_path(cd.source_directory, ".", assignment))
             self._files[assignment] = source_files(source, list(cd.ignore))
-        jobs = [self.grader.make_job(key, nb, files=self._files[assignment])
-                for key, (_, _, nb, _) in self._prepare(assignment).items()]
-        if self.grader.sandbox:
-            jobs.append(self._isolation_job())
-        return jobs
+        return self._files[assignment]
 
+    def jobs(self, assignment: str, keys=None):
+        """The canary jobs of ``assignment`` (those of ``keys`` only, when given)."""
+        return [self.grader.make_job(key, nb, files=self.files(assignment),
+                                     canaries=self.probe_jobs())
+                for key, (_, _, nb, _) in self._prepare(assignment).items()
+                if keys is None or key in keys]
+
+    def probe_jobs(self):
+        """What each worker runs once before its first job: the isolation probe (sandboxed)."""
+        return [self._isolation_job()] if self.grader.sandbox else []
+
+    # -- verdicts per (assignment, environment) ----------------------------------
+    def _material(self, assignment: str, key: str, env: dict) -> dict:
+        g = self.grader
+        files = self.files(assignment)
+        return json.loads(json.dumps({
+            "environment": env, "canary": key,
+            "files": sha256(*[n.encode() + b"\0" + files[n] for n in sorted(files)]),
+            "limits": asdict(g.limits), "sandbox": g.sandbox, "judge": g.judge,
+            "protect": g.protect_paths()}))
+
+    def state(self, assignment: str, env_key: str) -> str:
+        if (assignment, env_key) not in self._verdicts:
+            return UNKNOWN
+        verdict = self._verdicts[assignment, env_key]
+        return PENDING if verdict is None else FAILED if verdict else PASSED
+
+    def start(self, assignment: str, env: dict) -> list:
+        """Begin vouching for ``env``: from the cache when every canary run of ``assignment``
+        in exactly this environment passed before (scored again now), else the jobs to run."""
+        k = (assignment, environment.key(env))
+        if k in self._verdicts:
+            return []
+        results, missing = {}, []
+        for key in self._prepare(assignment):
+            result = self.cache.load(self._material(assignment, key, env))
+            if result is not None and not self._problems_of(assignment, key, result):
+                results[key] = result
+            else:  # absent, or not genuine, or no longer passing: never trusted
+                missing.append(key)
+        self._results[k] = results
+        self.cached += len(results)
+        if not missing:
+            self._verdicts[k] = []
+            return []
+        self._verdicts[k] = None
+        self.ran += len(missing)
+        return self.jobs(assignment, set(missing))
+
+    def record(self, assignment: str, env: dict, key: str, result: dict) -> list[str] | None:
+        """One canary run of ``env`` came back; once all are in, the verdict (the problems,
+        empty when it passed — then every run is cached), else None."""
+        k = (assignment, environment.key(env))
+        if self._verdicts.get(k, []) is not None:
+            return self._verdicts.get(k)  # decided already (a rerun's late copy)
+        self._results[k][key] = result
+        if set(self._results[k]) != set(self._prepare(assignment)):
+            return None
+        problems = []
+        for key_, result_ in self._results[k].items():
+            problems += self._problems_of(assignment, key_, result_)
+        self._verdicts[k] = problems
+        if not problems:
+            for key_, result_ in self._results[k].items():
+                self.cache.store(self._material(assignment, key_, env), result_)
+        return problems
+
+    def problems(self, assignment: str, env_key: str) -> list[str]:
+        return self._verdicts.get((assignment, env_key)) or []
+
+    def failure(self, who: str, assignment: str, problems: list[str]) -> CanaryFailure:
+        return CanaryFailure(
+            f"{who} failed its known-answer check for {assignment}; nothing it "
+            "graded is recorded:\n  " + "\n  ".join(problems))
+
+    # -- each worker's own probe ------------------------------------------------
     def secrets(self) -> list[str]:
         """What the isolation probe must fail to read: the course, its solutions, ``.git``,
         the gradebook (and every folder the grader protects)."""
@@ -131,35 +215,33 @@ class Canaries:
             return ["isolation probe: student code could read " + ", ".join(readable)]
         return []
 
-    def check(self, worker: str, assignment: str, results: dict[str, dict]) -> None:
-        """Raise :class:`CanaryFailure` unless ``worker``'s canaries for ``assignment`` hold."""
-        key = (worker, assignment)
-        if key not in self._verdicts:
-            self._verdicts[key] = self._problems(assignment, results)
-        problems = self._verdicts[key]
-        if problems:
+    def check_worker(self, worker: str, results: dict[str, dict]) -> None:
+        """Raise :class:`CanaryFailure` unless ``worker``'s isolation probe held (sandboxed)."""
+        if not self.grader.sandbox:
+            return
+        if worker not in self._isolation:
+            self._isolation[worker] = self._isolation_problems(results)
+        if self._isolation[worker]:
             raise CanaryFailure(
-                f"worker {worker} failed its known-answer check for {assignment}; nothing it "
-                "graded is recorded:\n  " + "\n  ".join(problems))
+                f"worker {worker} failed its isolation probe; nothing it graded is recorded:"
+                "\n  " + "\n  ".join(self._isolation[worker]))
 
-    def _problems(self, assignment: str, results: dict[str, dict]) -> list[str]:
-        problems = []
-        for key, (nb_id, kind, nb, res) in self._prepare(assignment).items():
-            result = results.get(key)
-            if result is None:
-                problems.append(f"{nb_id} {kind}: the worker did not run it")
-                continue
+    def _problems_of(self, assignment: str, key: str, result) -> list[str]:
+        """What is wrong with one canary run's result (nothing: it passed)."""
+        nb_id, kind, nb, res = self._prepare(assignment)[key]
+        try:
             if result["status"] != "ok":
-                problems.append(f"{nb_id} {kind}: {result['status']}: {result['detail']}")
-                continue
-            for cell_id, (score, max_score) in self.scores(nb, res, result).items():
-                want = 0.0 if kind == STUB else max_score
-                if score != want:
-                    problems.append(
-                        f"{nb_id} {kind}: cell {cell_id} scored {score:g}/{max_score:g}, "
-                        f"must score {want:g}" + _why(nb, cell_id, result))
-        if self.grader.sandbox:
-            problems += self._isolation_problems(results)
+                return [f"{nb_id} {kind}: {result['status']}: {result['detail']}"]
+            scores = self.scores(nb, res, result)
+        except Exception as exc:  # noqa: BLE001 - evidence that cannot be read proves nothing
+            return [f"{nb_id} {kind}: an unreadable result ({exc!r})"[:500]]
+        problems = []
+        for cell_id, (score, max_score) in scores.items():
+            want = 0.0 if kind == STUB else max_score
+            if score != want:
+                problems.append(
+                    f"{nb_id} {kind}: cell {cell_id} scored {score:g}/{max_score:g}, "
+                    f"must score {want:g}" + _why(nb, cell_id, result))
         return problems
 
     def scores(self, nb, res, result: dict) -> dict[str, tuple[float, float]]:

@@ -7,8 +7,10 @@ notebooks. For every ``submitted/<student>/<assignment>/``:
 2. **execute** (:mod:`grader.engine.backends` → :mod:`grader.engine.worker`): each notebook in
    a fresh, sandboxed process forked from a pristine zygote, with time, memory, process and output
    limits — locally in a process pool (workers ≈ cores) or on a Dask cluster;
-3. **check the worker** (:mod:`grader.engine.canary`): the results of a worker whose known-answer
-   canaries failed are never recorded; the run stops (or, on Dask, the worker is excluded);
+3. **check the environment** (:mod:`grader.engine.canary`): a result is recorded only once the
+   known-answer canaries of the environment it ran in passed (run alongside the first students,
+   or cached from an identical environment) and its worker's isolation probe held; else the run
+   stops (or, on Dask, the worker is excluded);
 4. **record** (:mod:`grader.engine.gradebook_writer`, the only gradebook writer): fill outputs
    failing closed, score with nbgrader, swap the new ``autograded/`` folder in atomically.
 
@@ -56,6 +58,7 @@ class ClassGrader:
         retries: int = 3,
         progress: bool = True,
         judge: bool = True,
+        canary_cache: str | Path | None = None,  # default: <course>/.dlgrader/canaries
     ):
         self.course = Path(course).resolve()
         self.api = make_api(self.course)
@@ -68,6 +71,7 @@ class ClassGrader:
         self.progress = progress
         self.judge = judge
         self.backend = make_backend(workers, scheduler)
+        self.canary_cache = canary_cache
         self.canaries = Canaries(self)
         self._notebooks: dict[tuple[str, str, str], NotebookNode] = {}
         self.forced: dict[str, float] = {}  # assignment -> start of a --force run not finished
@@ -178,7 +182,7 @@ class ClassGrader:
     def job(self, prep: Prepared, nb_id: str) -> Job:
         return self.make_job(f"{prep.student}/{prep.assignment}/{nb_id}",
                              prep.notebooks[nb_id], prep.extra_files,
-                             self.canaries.jobs(prep.assignment))
+                             self.canaries.probe_jobs())
 
     # -- the run -------------------------------------------------------------
     def _prepared(self, assignments: list[str], outcomes: list[Outcome]):

@@ -8,10 +8,10 @@ whole at the end. A worker that cannot isolate (:func:`grader.engine.sandbox.pro
 sandboxed job: each fails as a machinery failure naming what was refused, on the local pool and
 on Dask alike.
 
-Before its first job of an assignment the worker also runs that assignment's **canaries** (the
-untouched release notebook and the reference solution) through the same path and attaches what
-they produced to every result, so the coordinator can check this very worker before trusting
-anything it returns (:mod:`grader.engine.canary`).
+Before its first job the worker runs the **isolation probe** through the same path and attaches
+what it produced to every result, with the worker's own account of its environment, so the
+coordinator can check this very worker before trusting anything it returns
+(:mod:`grader.engine.canary`; the known-answer canaries are ordinary jobs).
 
 :func:`execute_job` is a plain picklable function: the local pool, the coordinator itself and
 Dask workers all call it. It never decides grades; the coordinator does.
@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
-from grader.engine import sandbox
+from grader.engine import environment, sandbox
 from grader.engine.fork_server import Zygote
 from grader.engine.job import Job
 
@@ -59,6 +59,7 @@ class ExecResult:
     canaries: dict[str, dict] = field(default_factory=dict)
     ended: dict = field(default_factory=dict)  # how the notebook's process ended, if known
     job_full: bool = False  # the notebook filled its job folder (Limits.job_mb)
+    environment: dict = field(default_factory=dict)  # the worker's (grader.engine.environment)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -319,25 +320,32 @@ def _finished(result: ExecResult, job: Job) -> bool:
     return set(result.cells) == set(job.cells)
 
 
-def _canary_summary(res: ExecResult) -> dict:
+def canary_summary(res: dict) -> dict:
     """What the coordinator needs of a canary run: status and every cell's outcome."""
-    return {"status": res.status, "detail": res.detail, "sandbox": res.sandbox,
+    return {"status": res["status"], "detail": res["detail"], "sandbox": res["sandbox"],
             "cells": {i: {"raised": c["raised"], "execution_count": c["execution_count"],
                           "outputs": [o for o in c["outputs"] if o.get("output_type") in
                                       ("error", "stream")][:5]}
-                      for i, c in res.cells.items()},
-            "running": res.running}
+                      for i, c in res["cells"].items()},
+            "running": res["running"]}
+
+
+def probe_environment() -> dict:
+    """This worker's own account of its environment (:mod:`grader.engine.environment`)."""
+    return environment.describe()
 
 
 def execute_job(job: Job) -> dict:
-    """Run ``job`` (after this worker's canaries for it, once); return :class:`ExecResult`."""
+    """Run ``job`` (after this worker's isolation probe, once); return :class:`ExecResult`
+    as a dict, with this worker's environment."""
     canaries = {}
     for canary in job.canaries:
         if canary.key not in _canary_results:
-            _canary_results[canary.key] = _canary_summary(run_notebook(canary))
+            _canary_results[canary.key] = canary_summary(run_notebook(canary).to_dict())
         canaries[canary.key] = _canary_results[canary.key]
     result = run_notebook(job)
     result.canaries = canaries
+    result.environment = probe_environment()
     return result.to_dict()
 
 
@@ -353,6 +361,7 @@ def preload() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     Finalize(None, shutdown, exitpriority=10)
+    probe_environment()
     if _zygote is None:
         _zygote = Zygote()
         _zygote.start()
