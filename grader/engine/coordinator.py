@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from pathlib import Path
 
 import nbformat
@@ -193,8 +194,10 @@ class ClassGrader:
                              for s in self.submissions(assignment)]
                 continue
             for student in self.submissions(assignment):
+                started = time.perf_counter()
                 try:
                     prep = self.prepare(student, assignment, notebook_ids)
+                    prep.seconds = time.perf_counter() - started
                 except GradingError as exc:
                     outcomes.append(Outcome(student, assignment, "invalid", reason=str(exc)))
                     continue

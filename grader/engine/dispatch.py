@@ -96,7 +96,7 @@ class Run:
                 self.launch_canary(assignment, job, env, None)
 
     def launch_canary(self, assignment: str, job, env: dict, worker: str | None) -> None:
-        key = ("canary", assignment, job.key)
+        key = ("canary", assignment, job.key, environment.key(env))
         self.canary_jobs[key] = (job, env, worker)
         self.launch(key)
 
@@ -213,6 +213,7 @@ class Run:
             return
         from grader.engine.worker import canary_summary
 
+        self.g.canaries.seconds += res.get("total_seconds", 0.0)
         self.g.canaries.check_worker(res["worker"], res.get("canaries", {}))
         if res.get("environment") != env:
             raise CanaryFailure(
