@@ -91,7 +91,8 @@ def report(label: str, n: int, workers: int, seconds: float, outcomes: list, can
           f"(cells {cells:.1f} s / {cores} cores) -> {seconds / limit:.2f}x the limit")
     print(f"  canaries: {canaries.ran} notebook runs ({canaries.seconds:.1f} s), "
           f"{canaries.cached} from the cache")
-    print("  per notebook, core-seconds: " + ", ".join(
+    print("  per notebook, seconds (worker steps wall, coordinator steps CPU; rest: start-up, "
+          "probes, idle and contention): " + ", ".join(
         [f"cells {cells / n:.3f}"] + [f"{k} {v / n:.3f}" for k, v in steps.items()]
         + [f"canaries {canaries.seconds / n:.3f}", f"rest {rest / n:.3f}"]))
     return seconds

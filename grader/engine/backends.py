@@ -13,7 +13,7 @@ import multiprocessing
 import os
 
 from grader.engine.job import Job
-from grader.engine.worker import execute_job, preload
+from grader.engine.worker import execute_job, preload, worker_ready
 
 
 class InlineBackend:
@@ -32,6 +32,9 @@ class InlineBackend:
 
     def wait(self, futures):
         return set(futures), set()
+
+    def warm(self) -> None:
+        pass
 
     def reset(self) -> None:
         pass
@@ -63,6 +66,13 @@ class LocalBackend:
 
     def submit(self, job: Job, worker: str | None = None):
         return self._ensure().submit(execute_job, job)
+
+    def warm(self) -> None:
+        """Start every worker (its zygote, its environment probe) now, while the coordinator
+        prepares the first submissions."""
+        pool = self._ensure()
+        for _ in range(self.workers):
+            pool.submit(worker_ready)
 
     def wait(self, futures):
         done, pending = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
@@ -126,6 +136,9 @@ class DaskBackend:
         except TimeoutError:
             return set(), set(futures)
         return set(res.done), set(res.not_done)
+
+    def warm(self) -> None:
+        pass  # the workers are running already
 
     def reset(self) -> None:
         pass  # the scheduler replaces dead workers itself

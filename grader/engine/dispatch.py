@@ -106,7 +106,8 @@ class Run:
         try:
             if key in self.canary_jobs:
                 job, _, worker = self.canary_jobs[key]
-                fut = self.backend.submit(job, worker=worker)
+                fut = self.backend.submit(job, worker=worker) if worker else \
+                    self.backend.submit(job)
             else:
                 fut = self.backend.submit(self.g.job(self.todo[key], key[2]))
         except Exception as exc:  # noqa: BLE001 - handled like a failed run: retried

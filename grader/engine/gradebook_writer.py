@@ -27,6 +27,7 @@ from grader.engine.nbgrader_api import CellScores
 
 LEDGER_DIR = ".dlgrader/ledger"
 TIMINGS = {  # Outcome.timings: seconds per submission beyond its cells, step by step
+    # (the coordinator's steps in its CPU seconds, the worker's in wall seconds)
     "prepare": "coordinator: read, repair, nbgrader's sanitising preprocessors",
     "setup": "worker: files, fork, sandbox, judge start, environment probe in the process",
     "relay": "worker: judge round trips and relaying results, beyond the cells' own time",
@@ -134,11 +135,11 @@ def _worker_timings(results: dict[str, dict]) -> dict[str, float]:
 
 
 def _commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
-    clock = [time.perf_counter()]
+    clock = [time.process_time()]  # the coordinator's CPU (it shares the cores with workers)
     timings = {"prepare": prep.seconds, **_worker_timings(results)}
 
     def lap(step: str) -> None:
-        now = time.perf_counter()
+        now = time.process_time()
         timings[step] = timings.get(step, 0.0) + now - clock[0]
         clock[0] = now
 

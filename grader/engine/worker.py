@@ -322,6 +322,11 @@ def execute_job(job: Job) -> dict:
     return result.to_dict()
 
 
+def worker_ready() -> str:
+    """Nothing to run: a warm-up job, so the pool starts every worker at once."""
+    return worker_id()
+
+
 def preload() -> None:
     """Pool initializer: start this worker's zygote before any job reaches the worker."""
     global _zygote
