@@ -82,6 +82,8 @@ class Run:
                 if key is not None:  # else: already relaunched after a broken pool
                     self.finished(key, fut)
             self._check_deadlines()
+        for prep, _ in list(self.waiting.values()):  # no verdict ever came: never recorded
+            self.fail(prep, "the canaries of its environment never reported; previous grade kept")
 
     def begin(self, assignment: str) -> None:
         """Vouch for this machine's environment: cached, or canaries launched now (first in
