@@ -1,5 +1,5 @@
-"""What the known-answer canaries cost: each worker runs, before its first job of an
-assignment, that assignment's untouched release and its reference solution.
+"""What the known-answer canaries cost when not cached: once per assignment and environment
+(host), alongside the first students, the untouched release and the reference solution.
 
     python benchmarks/canary_cost.py                  # all assignments
     python benchmarks/canary_cost.py 01_linear_regression
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
             run_notebook(g.job(prep, assignment).__class__(**{
                 **g.job(prep, assignment).__dict__, "canaries": []}))
             student = time.perf_counter() - t
-        print(f"{assignment}: canaries {canaries:.1f} s per worker, one student notebook "
+        print(f"{assignment}: canaries {canaries:.1f} s per host (uncached), one student notebook "
               f"{student:.1f} s, ratio {canaries / student:.2f}")
     return 0
 

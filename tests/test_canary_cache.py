@@ -218,3 +218,40 @@ def test_a_worker_whose_own_probe_disagrees_is_excluded(course, monkeypatch):
     with Gradebook(f"sqlite:///{course}/gradebook.db") as gb:
         with pytest.raises(MissingEntry):
             gb.find_submission(A, "ada")
+
+
+def test_canaries_run_alongside_the_first_students_once_per_environment(course, monkeypatch):
+    """Two workers: the canaries go out with the first students, not before them, and once
+    for the environment, not once per worker."""
+    from grader.engine import backends
+
+    submitted, waits = [], []
+
+    class Recording(backends.InlineBackend):
+        workers = 2
+
+        def submit(self, job, worker=None):
+            submitted.append(job.key)
+            return super().submit(job)
+
+        def wait(self, futures):
+            waits.append(len(submitted))
+            return super().wait(futures)
+
+    monkeypatch.setattr(ClassGrader, "__init__", _with_backend(Recording()))
+    out, ran, cached = grade(course)
+    assert (out.status, out.score, ran, cached) == ("graded", FULL, CANARIES, 0)
+    before_first_wait = submitted[:waits[0]]
+    assert sum(k.startswith("canary/") for k in before_first_wait) == CANARIES
+    assert "ada/" + A + "/" + A in before_first_wait
+    assert sum(k.startswith("canary/") for k in submitted) == CANARIES
+
+
+def _with_backend(backend):
+    real = ClassGrader.__init__
+
+    def init(self, *args, **kw):
+        real(self, *args, **kw)
+        self.backend = backend
+
+    return init

@@ -15,7 +15,7 @@ import os
 import time
 
 from grader.engine.job import Job
-from grader.engine.worker import execute_job, preload
+from grader.engine.worker import execute_job, preload, worker_ready
 
 
 class InlineBackend:
@@ -34,6 +34,9 @@ class InlineBackend:
 
     def wait(self, futures):
         return set(futures), set()
+
+    def warm(self) -> None:
+        pass
 
     def reset(self) -> None:
         pass
@@ -70,6 +73,13 @@ class LocalBackend:
 
     def submit(self, job: Job, worker: str | None = None):
         return self._ensure().submit(execute_job, job)
+
+    def warm(self) -> None:
+        """Start every worker (its zygote, its environment probe) now, while the coordinator
+        prepares the first submissions."""
+        pool = self._ensure()
+        for _ in range(self.workers):
+            pool.submit(worker_ready)
 
     def wait(self, futures):
         done, pending = cf.wait(futures, timeout=1.0, return_when=cf.FIRST_COMPLETED)
@@ -152,6 +162,9 @@ class DaskBackend:
         except TimeoutError:
             return set(), set(futures)
         return set(res.done), set(res.not_done)
+
+    def warm(self) -> None:
+        pass  # the workers are running already
 
     def reset(self) -> None:
         pass  # the scheduler replaces dead workers itself

@@ -70,6 +70,7 @@ class Canaries:
         self._results: dict[tuple[str, str], dict[str, dict]] = {}
         self._isolation: dict[str, list[str]] = {}  # worker -> problems
         self.cached = self.ran = 0  # canary notebooks taken from the cache / run
+        self.seconds = 0.0  # the workers' time on the canaries run
 
     # -- the jobs --------------------------------------------------------------
     def _prepare(self, assignment: str) -> dict:

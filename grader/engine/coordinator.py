@@ -195,8 +195,10 @@ class ClassGrader:
                              for s in self.submissions(assignment)]
                 continue
             for student in self.submissions(assignment):
+                started = time.process_time()  # the coordinator's CPU, shared with workers
                 try:
                     prep = self.prepare(student, assignment, notebook_ids)
+                    prep.seconds = time.process_time() - started
                 except GradingError as exc:
                     outcomes.append(Outcome(student, assignment, "invalid", reason=str(exc)))
                     continue
@@ -224,6 +226,7 @@ class ClassGrader:
         if self.sandbox and not isinstance(self.backend, DaskBackend) and not can_isolate():
             self.backend.close()
             raise Refused(refusal())  # (Dask workers each refuse for themselves)
+        self.backend.warm()  # workers start while the first submissions are prepared
         assignments = assignments or self.assignments()
         self.forced = record.forced(self)  # an interrupted --force run goes on forcing
         if self.force:

@@ -84,6 +84,8 @@ class Run:
                 if key is not None:  # else: already relaunched after a broken pool
                     self.finished(key, fut)
             self._check_deadlines()
+        for prep, _ in list(self.waiting.values()):  # no verdict ever came: never recorded
+            self.fail(prep, "the canaries of its environment never reported; previous grade kept")
 
     def begin(self, assignment: str) -> None:
         """Vouch for this machine's environment: cached, or canaries launched now (first in
@@ -98,7 +100,7 @@ class Run:
                 self.launch_canary(assignment, job, env, None)
 
     def launch_canary(self, assignment: str, job, env: dict, worker: str | None) -> None:
-        key = ("canary", assignment, job.key)
+        key = ("canary", assignment, job.key, environment.key(env))
         self.canary_jobs[key] = (job, env, worker)
         self.launch(key)
 
@@ -108,7 +110,8 @@ class Run:
         try:
             if key in self.canary_jobs:
                 job, _, worker = self.canary_jobs[key]
-                fut = self.backend.submit(job, worker=worker)
+                fut = self.backend.submit(job, worker=worker) if worker else \
+                    self.backend.submit(job)
             else:
                 fut = self.backend.submit(self.g.job(self.todo[key], key[2]))
         except Exception as exc:  # noqa: BLE001 - handled like a failed run: retried
@@ -215,6 +218,7 @@ class Run:
             return
         from grader.engine.worker import canary_summary
 
+        self.g.canaries.seconds += res.get("total_seconds", 0.0)
         self.g.canaries.check_worker(res["worker"], res.get("canaries", {}))
         if res.get("environment") != env:
             raise CanaryFailure(

@@ -27,22 +27,35 @@ def _digest(chunks) -> str:
     return h.hexdigest()
 
 
+def search_path() -> list[str]:
+    """``sys.path`` as folders, each once (how a process was started may repeat some)."""
+    seen: list[str] = []
+    for entry in sys.path:
+        path = os.path.realpath(entry or os.getcwd())
+        if os.path.isdir(path) and path not in seen:
+            seen.append(path)
+    return seen
+
+
 @functools.cache
 def packages() -> str:
-    """Every installed distribution: name, version and the file list with its hashes (RECORD),
-    plus ``sys.path``: a package reinstalled with other content changes it too."""
+    """Every distribution an import would find (the first of each name on the search path):
+    name, version and its file list with their hashes (RECORD), so a package reinstalled with
+    other content changes it too. Not the path itself: a Dask worker puts a scratch folder of
+    its own there, and the host's workers share one environment."""
     from importlib import metadata
 
-    rows = []
-    for dist in metadata.distributions():
+    rows: dict[str, bytes] = {}
+    for dist in metadata.distributions(path=search_path()):
+        name = (dist.metadata.get("Name") or "").lower().replace("_", "-")
+        if name in rows:
+            continue
         try:
             record = dist.read_text("RECORD") or ""
         except OSError:
             record = ""
-        name = dist.metadata.get("Name") or ""
-        rows.append(f"{name}\0{dist.version}\0{record}".encode())
-    rows.sort()
-    return _digest([json.dumps(sys.path).encode(), *rows])
+        rows[name] = f"{name}\0{dist.version}\0{record}".encode()
+    return _digest([rows[k] for k in sorted(rows)])
 
 
 @functools.cache

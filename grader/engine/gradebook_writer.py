@@ -27,6 +27,17 @@ from grader.engine.nbgrader_api import CellScores
 
 LEDGER_DIR = ".dlgrader/ledger"
 FORCED = ".dlgrader/forced.json"  # assignment -> when a --force run of it started (epoch)
+TIMINGS = {  # Outcome.timings: seconds per submission beyond its cells, step by step
+    # (the coordinator's steps in its CPU seconds, the worker's in wall seconds)
+    "prepare": "coordinator: read, repair, nbgrader's sanitising preprocessors",
+    "setup": "worker: files, fork, sandbox, judge start, environment probe in the process",
+    "relay": "worker: judge round trips and relaying results, beyond the cells' own time",
+    "teardown": "worker: kill the tree, reap, remove the job folders",
+    "fill": "coordinator: outputs into the notebook",
+    "nbgrader": "coordinator: nbgrader's autograde preprocessors (scores, gradebook grades)",
+    "gradebook": "coordinator: student and submission rows, the total read back",
+    "files": "coordinator: autograded/ swapped in, the ledger",
+}
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Outcome(CellScores):
     cells: dict[str, tuple[float, float]] = field(default_factory=dict)
     cell_seconds: float = 0.0  # time the student's cells ran
     worker_seconds: float = 0.0  # time the worker spent on it, fork to reap
+    timings: dict[str, float] = field(default_factory=dict)  # where the rest went (TIMINGS)
 
     @property
     def ok(self) -> bool:
@@ -115,10 +127,27 @@ def commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
         return _commit(grader, prep, results)
 
 
+def _worker_timings(results: dict[str, dict]) -> dict[str, float]:
+    r = list(results.values())
+    setup = sum(x.get("setup_seconds", 0.0) for x in r)
+    done = sum(x.get("done_seconds", 0.0) for x in r)
+    return {"setup": setup, "relay": max(0.0, done - setup - sum(x["cell_seconds"] for x in r)),
+            "teardown": sum(x["total_seconds"] for x in r) - done}
+
+
 def _commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
+    clock = [time.process_time()]  # the coordinator's CPU (it shares the cores with workers)
+    timings = {"prepare": prep.seconds, **_worker_timings(results)}
+
+    def lap(step: str) -> None:
+        now = time.process_time()
+        timings[step] = timings.get(step, 0.0) + now - clock[0]
+        clock[0] = now
+
     flags = list(prep.flags)
     for nb_id, nb in prep.notebooks.items():
         flags += [f"{nb_id}: {f}" for f in fill_outputs(nb, results[nb_id])]
+    lap("fill")
     if any(r.get("sandbox", {}).get("isolated") is not True for r in results.values()):
         flags.append("UNSANDBOXED: student code ran without isolation")
     for nb_id, r in results.items():
@@ -132,10 +161,12 @@ def _commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
         gb.update_or_create_student(prep.student)
         kwargs = {"timestamp": timestamp} if timestamp else {}
         gb.update_or_create_submission(prep.assignment, prep.student, **kwargs)
+    lap("gradebook")
     written = {}
     for nb_id, nb in prep.notebooks.items():
         nb, _ = post_process(grader, nb, prep.resources[nb_id], gradebook=True)
         written[f"{nb_id}.ipynb"] = nbformat.writes(nb).encode("utf-8")  # validates once
+    lap("nbgrader")
     with grader.gradebook() as gb:
         for nb_id in prep.missing:  # as nbgrader: a missing notebook scores 0
             sub_nb = gb.find_submission_notebook(nb_id, prep.assignment, prep.student)
@@ -147,12 +178,15 @@ def _commit(grader, prep: Prepared, results: dict[str, dict]) -> Outcome:
         cells = {g.name: (float(g.score), float(g.max_score))
                  for snb in submission.notebooks for g in snb.grades
                  if g.cell.cell_type == "code"}
+    lap("gradebook")
     outcome = Outcome(prep.student, prep.assignment, "graded", score, max_score, flags,
                       cells=cells,
                       cell_seconds=sum(r["cell_seconds"] for r in results.values()),
-                      worker_seconds=sum(r["total_seconds"] for r in results.values()))
+                      worker_seconds=sum(r["total_seconds"] for r in results.values()),
+                      timings=timings)
     write_autograded(grader, prep, written)
     write_ledger(grader, prep, outcome)
+    lap("files")
     return outcome
 
 

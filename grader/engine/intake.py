@@ -41,6 +41,7 @@ class Prepared:
     fingerprint: str
     flags: list[str]
     missing: list[str]  # notebook ids not submitted (scored 0, as nbgrader does)
+    seconds: float = 0.0  # time the coordinator took to prepare it
 
 
 def sha256(*chunks: bytes) -> str:

@@ -54,7 +54,9 @@ class ExecResult:
     detail: str = ""
     sandbox: dict = field(default_factory=dict)
     cell_seconds: float = 0.0
-    total_seconds: float = 0.0
+    total_seconds: float = 0.0  # fork to reap, files and clean-up included
+    setup_seconds: float = 0.0  # until the process reported its sandbox (and the judge ran)
+    done_seconds: float = 0.0  # until the last cell's result came back
     worker: str = ""
     canaries: dict[str, dict] = field(default_factory=dict)
     ended: dict = field(default_factory=dict)  # how the notebook's process ended, if known
@@ -165,7 +167,10 @@ def _read_results(result: ExecResult, fd: int, job: Job, started: float) -> str 
                 done = _absorb(result, json.loads(raw))
             except (ValueError, TypeError, KeyError) as exc:
                 return f"the notebook's process sent a malformed message ({exc})"
+            if result.sandbox and not result.setup_seconds:
+                result.setup_seconds = time.perf_counter() - started
             if done:
+                result.done_seconds = time.perf_counter() - started
                 return None
             cell_started = time.perf_counter() if result.running is not None else None
 
@@ -347,6 +352,11 @@ def execute_job(job: Job) -> dict:
     result.canaries = canaries
     result.environment = probe_environment()
     return result.to_dict()
+
+
+def worker_ready() -> str:
+    """Nothing to run: a warm-up job, so the pool starts every worker at once."""
+    return worker_id()
 
 
 def preload() -> None:
