@@ -131,7 +131,7 @@ def test_process_limit_lets_threads_run_and_stops_a_fork_bomb():
 def test_a_worker_that_cannot_isolate_runs_nothing(monkeypatch):
     from grader.engine import sandbox
 
-    monkeypatch.setattr(sandbox, "_probed", (sandbox.NONE, {"userns": "refused (test)"}))
+    monkeypatch.setattr(sandbox.modes, "_probed", (sandbox.NONE, {"userns": "refused (test)"}))
     res = run_notebook(Job("t", {0: "open('/tmp/ran-unsandboxed', 'w')"}))
     assert res.status == "machinery" and "cannot isolate" in res.detail, res.detail
     assert "refused (test)" in res.detail and not res.cells
