@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from typing import NamedTuple
 
 import nbformat
 import pytest
@@ -49,26 +50,27 @@ def verdicts(assignment: str) -> dict[str, dict]:
         return tomllib.load(fh)
 
 
-def blind_bugs(assignment: str) -> list:
+def blind_bugs(assignment: str, answers: dict[str, str] | None = None) -> list:
     """The sample of ``assignment``'s blind bugs graded here, as mutants of the reference."""
     corpus = BLIND_BUGS / f"{assignment}.toml"
     if not corpus.exists():
         return []
-    answers = reference_answers(nbformat.read(source_notebook(ROOT, assignment), as_version=4))
+    if answers is None:
+        answers = reference_answers(nbformat.read(source_notebook(ROOT, assignment), as_version=4))
     return blind_sample(load_definition_bugs(corpus, answers))
 
 
 def gate_submissions(assignment: str) -> dict:
     """What this gate hands in to the shared class: each sampled blind bug in the reference."""
-    source = nbformat.read(source_notebook(ROOT, assignment), as_version=4)
+    answers = reference_answers(nbformat.read(source_notebook(ROOT, assignment), as_version=4))
     release = nbformat.read(release_notebook(ROOT, assignment), as_version=4)
-    answers = reference_answers(source)
-    return {f"blind-{b.name}": fill(release, mutate(answers, b)) for b in blind_bugs(assignment)}
+    return {f"blind-{b.name}": fill(release, mutate(answers, b))
+            for b in blind_bugs(assignment, answers)}
 
 
-class Suite:
-    def __init__(self, assignment: str, extra: list[MutantOutcome]):
-        self.assignment, self.extra = assignment, extra
+class Suite(NamedTuple):
+    assignment: str
+    extra: list[MutantOutcome]  # one outcome per sampled blind bug
 
 
 @pytest.fixture(scope="module", params=ASSIGNMENTS)
