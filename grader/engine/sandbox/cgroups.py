@@ -39,11 +39,14 @@ class Placement:
     bases: dict[str, str]
     delegated: bool
 
+    def where(self) -> str:
+        return " and ".join(sorted(set(self.bases.values())))
+
     def label(self) -> str:
+        """What the run's summary says: ``cgroup v2`` (root), ``delegated cgroup v1 at ...``."""
         if not self.delegated:
             return f"cgroup v{self.version}"
-        where = sorted(set(self.bases.values()))
-        return f"delegated cgroup v{self.version} at {' and '.join(where)}"
+        return f"delegated cgroup v{self.version} at {self.where()}"
 
 
 def placement(refresh: bool = False) -> tuple[Placement | None, str]:
@@ -74,7 +77,7 @@ def _find() -> tuple[Placement | None, str]:
         reason = trial(place)
         if reason is None:
             return place, ""
-        why.append(f"{place.label()}: {reason}")
+        why.append(f"cgroup v{place.version} at {place.where()}: {reason}")
     return None, "; ".join(why) or "no cgroup hierarchy found"
 
 
@@ -172,7 +175,7 @@ def _prepare_v2(own: str) -> str | None:
     have = _read(os.path.join(base, "cgroup.controllers")).split()
     missing = [c for c in CONTROLLERS if c not in have]
     if missing:
-        return f"the {' and '.join(missing)} controller is not delegated to it"
+        return f"{' and '.join(missing)} not among its controllers"
     enabled = _read(os.path.join(base, "cgroup.subtree_control")).split()
     todo = [c for c in CONTROLLERS if c not in enabled]
     if not todo:
