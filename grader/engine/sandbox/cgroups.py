@@ -203,7 +203,8 @@ def _prepare_v2(own: str) -> str | None:
 
 def trial(place: Placement) -> str | None:
     """Make a group, limit it, move a process in, read it back, remove it; why not, or None."""
-    groups = group_dirs(place, f"dlgrader-trial-{os.getpid()}")
+    name = f"dlgrader-trial-{os.getpid()}"
+    groups = group_dirs(place, name)
     proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", "import sys; sys.stdin.read()"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, cwd="/")
@@ -222,8 +223,9 @@ def trial(place: Placement) -> str | None:
             if _read(path).strip() != value:
                 return f"{path} reads {_read(path).strip()!r}, not {value!r}"
         return None
-    except OSError as exc:
-        return f"{exc.strerror or exc} ({exc.filename or 'a cgroup file'})"
+    except OSError as exc:  # the same words in every process (the environment's key)
+        return f"{exc.strerror or exc} ({exc.filename or 'a cgroup file'})".replace(
+            name, "dlgrader-trial")
     finally:
         proc.kill()
         proc.stdin.close()
