@@ -3,10 +3,10 @@
 For each job the worker asks its zygote (:mod:`grader.engine.fork_server`, a pristine fork
 server) for a process, hands it the job through a pipe, and reads one JSON line per finished
 cell from another pipe — parsed, never unpickled, with a deadline on every wait and a limit on
-every byte count. The process tree is limited as a whole (a cgroup, as root) and killed as a
-whole at the end. A worker that cannot isolate (:func:`grader.engine.sandbox.probe`) runs no
-sandboxed job: each fails as a machinery failure naming what was refused, on the local pool and
-on Dask alike.
+every byte count. The process tree is limited as a whole (a cgroup, as root or delegated to the
+account) and killed as a whole at the end. A worker that cannot isolate
+(:func:`grader.engine.sandbox.probe`) runs no sandboxed job: each fails as a machinery failure
+naming what was refused, on the local pool and on Dask alike.
 
 Before its first job the worker runs the **isolation probe** through the same path and attaches
 what it produced to every result, with the worker's own account of its environment, so the
@@ -185,11 +185,13 @@ def run_notebook(job: Job) -> ExecResult:
     mode = sandbox.mode() if job.sandbox else sandbox.NONE
     uid = sandbox.UID_BASE + (os.getpid() * 7919 + next(_seq)) % sandbox.UID_SPAN
     tree = sandbox.TreeLimit(f"dlgrader-{uid}-{os.getpid()}", job.limits.memory_mb,
-                             job.limits.max_processes) if mode == sandbox.ROOT else None
+                             job.limits.max_processes) if mode != sandbox.NONE else None
     _current.update(tree=tree, folders=folders)
     result = ExecResult(job.key, "ok", worker=worker_id())
     pid = None
     try:
+        if tree is not None and tree.error:  # the run's summary promised a tree limit
+            raise RuntimeError(f"the notebook's cgroup could not be made: {tree.error}")
         _write_files(workdir, job.files)
         pid, out_r, job_w = _fork()
         _current["pid"] = pid

@@ -253,7 +253,8 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
         from grader.engine import sandbox
 
         sandbox.enter_judge(config["judge_root"], limits, config["uid"] + JUDGE_UID_OFFSET,
-                            config["protect"], mode=config.get("mode", sandbox.ROOT))
+                            config["protect"], mode=config.get("mode", sandbox.ROOT),
+                            tree=bool(config.get("cgroups")))
     lines = Lines(cmd, limits.max_result_mb << 20)
     try:
         first = lines.recv(limits.notebook_timeout)
@@ -295,10 +296,10 @@ def main(config: dict, job_fd: int, out_fd: int) -> int:
     rpc_j, rpc_s = socket.socketpair()
     cmd_j, cmd_s = socket.socketpair()
     userns = config["sandbox"] and config.get("mode") == sandbox.USERNS
+    for d in config.get("cgroups", []) if config["sandbox"] else ():  # judge and student
+        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
+            fh.write(str(os.getpid()))
     if config["sandbox"] and not userns:  # root: namespaces shared by judge and student
-        for d in config.get("cgroups", []):
-            with open(os.path.join(d, "cgroup.procs"), "w") as fh:
-                fh.write(str(os.getpid()))
         sandbox.unshare_for_notebook()
     pid = os.fork()
     if pid == 0:  # the student's side: it never sees the cells' sources but its own

@@ -21,9 +21,11 @@ network and IPC namespaces, the same allow-list root, then every capability drop
 (bounding set, ``capset`` to nothing, ``no_new_privs``): they can no longer mount, ``chroot``,
 reach the network or create namespaces (a chrooted process may not). The judge is
 non-dumpable and lives outside the notebook's PID namespace, so student code can neither see,
-signal nor ptrace it or the grader. Without a cgroup (no root, no delegation) memory and
-processes are limited per process (rlimits; ``RLIMIT_NPROC`` counts the notebook's own user
-namespace), and the run says so.
+signal nor ptrace it or the grader. Where a cgroup is delegated to the account (systemd's
+``Delegate=yes``, an administrator's ``chown``), memory and processes are limited per tree as
+root does, in groups under it (:mod:`.cgroups`, decided by a trial); without one, or where any
+step of that fails, they are limited per process (rlimits; ``RLIMIT_NPROC`` counts the
+notebook's own user namespace). The run's summary says which (:func:`describe`).
 
 Which mode works is decided by a **probe** (:func:`probe`), a child process that tries what
 the mode needs, never by ``geteuid()``; where nothing works, grading refuses

@@ -27,7 +27,7 @@ from .syscalls import (
 
 
 def enter_judge(root: str, limits, uid: int, protect: list[str] = (),
-                mode: str = ROOT) -> None:
+                mode: str = ROOT, tree: bool = False) -> None:
     """The judge's confinement: its own allow-list root (no job folder: nothing the student
     can write), a uid of its own, no network (root: already unshared by its parent; userns:
     a user namespace of its own, capabilities dropped, non-dumpable)."""
@@ -40,7 +40,7 @@ def enter_judge(root: str, limits, uid: int, protect: list[str] = (),
     os.chroot(root)
     os.chdir("/")
     sys.path[:] = [p for p in sys.path if p and os.path.isabs(p)]  # never the cwd
-    set_limits(limits, tree=mode == ROOT)
+    set_limits(limits, tree=tree)
     drop_privileges(libc, uid, mode)
     os.environ["HOME"] = "/home/student"
 
@@ -50,7 +50,8 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     """Isolate the current process and ``chdir`` into its job folder; describe what held.
 
     Call in a process that is already PID 1 of a new PID namespace, or its child (see
-    :mod:`grader.engine.notebook_process`), already in its cgroup (root) or its user namespace.
+    :mod:`grader.engine.notebook_process`), already in its cgroup (where it has one) and,
+    without root, its user namespace.
     """
     info = {"isolated": False, "network": "host", "user": os.geteuid(), "root": "host",
             "cwd": workdir, "mode": NONE}

@@ -1,17 +1,18 @@
-"""Resource limits: per process (rlimits, in every mode), per process tree (cgroups, as root), and
-the job folder's size."""
+"""Resource limits: per process (rlimits, in every mode), per process tree (cgroups, as root or
+delegated: :mod:`.cgroups`), and the job folder's size."""
 
 from __future__ import annotations
 
 import os
 import resource
 
-from .syscalls import CGROUP_ROOT
+from .cgroups import apply_limits, group_dirs, placement
 
 
 def set_limits(limits, tree: bool = False) -> None:
     """Per-process limits (apply with or without root). With a tree limit (a cgroup) the
-    address space only guards against absurd allocations; memory is limited by the tree."""
+    address space and the process count only guard against the absurd (4x and 2x): memory and
+    processes are limited by the tree."""
     mem = int(limits.memory_mb) * 1024 * 1024 * (4 if tree else 1)
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     fsize = int(limits.max_file_mb) * 1024 * 1024
@@ -19,7 +20,7 @@ def set_limits(limits, tree: bool = False) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     cpu = int(limits.notebook_timeout) + 5
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    nproc = int(limits.max_processes)
+    nproc = int(limits.max_processes) * (2 if tree else 1)
     _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
     if hard == resource.RLIM_INFINITY or nproc <= hard:
         resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
@@ -29,35 +30,28 @@ def set_limits(limits, tree: bool = False) -> None:
 
 
 class TreeLimit:
-    """Memory and process limits for a whole process tree (a cgroup v1 or v2 group)."""
+    """Memory and process limits for a whole process tree: a cgroup (v1 or v2) where
+    :func:`.cgroups.placement` found one, as root or delegated to this account."""
 
     def __init__(self, name: str, memory_mb: int, max_processes: int):
         self.dirs: list[str] = []
         self.kind = "none"
-        mem = str(int(memory_mb) * 1024 * 1024)
-        v2 = os.path.join(CGROUP_ROOT, "cgroup.controllers")
+        self.error = ""  # why a tree limit that should be there is not
+        place, _ = placement()
+        if place is None:
+            return
+        groups = group_dirs(place, name)
         try:
-            if os.path.exists(v2):
-                d = os.path.join(CGROUP_ROOT, name)
+            for d in sorted(set(groups.values())):
                 os.mkdir(d)
                 self.dirs.append(d)
-                self._write(d, "memory.max", mem)
-                self._write(d, "pids.max", str(max_processes))
-                self.kind = "cgroup v2"
-            else:
-                mdir, pdir = (os.path.join(CGROUP_ROOT, c, name) for c in ("memory", "pids"))
-                os.mkdir(mdir)
-                self.dirs.append(mdir)
-                self._write(mdir, "memory.limit_in_bytes", mem)
-                if os.path.exists(os.path.join(mdir, "memory.memsw.limit_in_bytes")):
-                    self._write(mdir, "memory.memsw.limit_in_bytes", mem)
-                os.mkdir(pdir)
-                self.dirs.append(pdir)
-                self._write(pdir, "pids.max", str(max_processes))
-                self.kind = "cgroup v1"
-        except OSError:
+            apply_limits(place.version, groups, int(memory_mb) * 1024 * 1024,
+                         int(max_processes))
+            self.kind = place.label()
+        except OSError as exc:
             self.remove()
             self.kind = "none"
+            self.error = f"{place.label()}: {exc.strerror or exc} ({exc.filename or name})"
 
     @staticmethod
     def _write(d: str, name: str, value: str) -> None:

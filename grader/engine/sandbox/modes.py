@@ -8,7 +8,8 @@ import shutil
 import subprocess
 import sys
 
-from .syscalls import CGROUP_ROOT, DESCRIBE, NONE, ROOT, UID_BASE, USERNS
+from .cgroups import placement
+from .syscalls import DESCRIBE, NONE, ROOT, UID_BASE, USERNS
 
 # ----------------------------------------------------------------------------- which mode
 
@@ -134,10 +135,10 @@ def describe(limits=None) -> str:
     text = DESCRIBE[m]
     if m == NONE:
         return text + " (student code runs with your rights)"
-    tree = m == ROOT and (os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")) or
-                          os.path.isdir(os.path.join(CGROUP_ROOT, "memory")))
-    how = ("memory and processes limited per process tree (cgroup)" if tree else
-           "memory and processes limited per process (rlimits: no cgroup for this account)")
+    place, why = placement()
+    how = (f"memory and processes limited per process tree ({place.label()})" if place else
+           f"memory and processes limited per process (rlimits: no cgroup for this account: "
+           f"{why})")
     job = f"; job folder limited to {limits.job_mb} MB" if limits is not None else ""
     return f"{text}; {how}{job}"
 
