@@ -4,6 +4,9 @@ A message describes what differs (where, by how much); it names a cause (``likel
 only when the evidence is exact (:mod:`grader.diagnose`). Test cells call these; gradient
 checks live in :mod:`grader.gradcheck`. Every function sets ``__tracebackhide__`` so IPython
 and pytest show the student the failing line of the test cell, not the kit's internals.
+
+What differs is worked out in :mod:`grader.compare`; :func:`uses` (whose code raised an error)
+lives in :mod:`grader.blame` and is importable from here.
 """
 
 from __future__ import annotations
@@ -11,23 +14,17 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from grader.blame import uses
+from grader.compare import close_problem, nonfinite_problem, scalar_problem, shape_problem
 from grader.diagnose import (
-    BROADCAST_N1,
     MODIFIES_INPUT,
     PYTHON_LOOP,
-    TRANSPOSED,
     close,
-    describe_difference,
-    describe_multiple,
-    describe_value,
-    exact_multiple,
     fail,
-    student_words,
     sure_cause,
     with_cause,
 )
@@ -43,142 +40,29 @@ __all__ = [
 ]
 
 
-def _shape_problem(x: object, shape: tuple[int, ...], name: str) -> tuple[str, str | None] | None:
-    """``(description, cause or None)`` when ``x`` is not an ndarray of ``shape``."""
-    if x is None:
-        return f"{name} is None: did the function forget to `return`?", None
-    if not isinstance(x, np.ndarray):
-        return f"{name} should be a numpy array of shape {shape}, got {describe_value(x)}", None
-    if x.shape == shape:
-        return None
-    msg = f"{name} has shape {x.shape}, expected {shape}"
-    n = shape[0] if shape else 0
-    if n > 1 and shape in ((n,), (n, 1)) and x.shape == (n, n):
-        hint = msg + "; make both operands (n,) with .reshape(-1)"
-        return hint, BROADCAST_N1 if _separable(x, 1e-6, 1e-8) else None
-    if x.ndim == 2 and x.shape == shape[::-1]:
-        return msg + " (its transpose)", None
-    if x.size == int(np.prod(shape)):
-        return msg + f": right number of entries; reshape to {shape}", None
-    return msg, None
-
-
 def assert_shape(x: object, shape: tuple[int, ...], name: str = "result") -> None:
     """``x`` is an ndarray of exactly ``shape``; an ``(n, n)`` broadcast is named as such."""
     __tracebackhide__ = True
-    problem = _shape_problem(x, tuple(shape), name)
+    problem = shape_problem(x, tuple(shape), name)
     if problem is not None:
         fail(AssertionError(with_cause(*problem)))
-
-
-def _scalar_problem(x: object, name: str) -> str | None:
-    """Why ``x`` is not a finite real number, or None."""
-    if x is None:
-        return f"{name} is None: did the function forget to `return`?"
-    if isinstance(x, np.ndarray):
-        if x.size != 1:
-            return (
-                f"{name} should be a single number, got an array of shape {x.shape}"
-                + (": did you forget to average (np.mean) over the batch?" if x.ndim else "")
-            )
-        x = x.reshape(())[()]
-    if not isinstance(x, (int, float, np.integer, np.floating)) or isinstance(x, bool):
-        return f"{name} should be a number, got {describe_value(x)}"
-    if not np.isfinite(float(x)):
-        return f"{name} is {float(x)} (NaN/inf come from overflow or 0/0, log 0)"
-    return None
 
 
 def assert_scalar(x: object, name: str = "result") -> float:
     """``x`` is a real number (Python or NumPy scalar, or a 0-d/size-1 array); return it."""
     __tracebackhide__ = True
-    problem = _scalar_problem(x, name)
+    problem = scalar_problem(x, name)
     if problem:
         fail(AssertionError(problem))
     return float(np.asarray(x).reshape(()))
 
 
-def _nonfinite(arr: np.ndarray, name: str) -> str | None:
-    bad = ~np.isfinite(arr)
-    if not bad.any():
-        return None
-    first = tuple(int(k) for k in np.unravel_index(int(np.argmax(bad)), arr.shape))
-    return (
-        f"{name} contains {int(bad.sum())} NaN/inf values of {arr.size} (first at {first}); "
-        "NaN/inf come from overflow (exp of a large number) or from 0/0, log 0, 1/0"
-    )
-
-
 def assert_finite(x: np.ndarray, name: str = "result") -> None:
     """No NaN or inf anywhere in ``x``."""
     __tracebackhide__ = True
-    problem = _nonfinite(np.asarray(x, dtype=np.float64), name)
+    problem = nonfinite_problem(np.asarray(x, dtype=np.float64), name)
     if problem:
         fail(AssertionError(problem))
-
-
-def _broadcast_n1(actual: object, exp: np.ndarray, rtol: float, atol: float) -> bool:
-    """``actual`` is an ``(n, n)`` array that an ``(n,)``/``(n, 1)`` mix-up gives: its diagonal
-    is the expected values and each entry is ``u[i] + v[j]`` or ``u[i] * v[j]``."""
-    n = exp.shape[0] if exp.ndim else 0
-    if not (n > 2 and exp.shape in ((n,), (n, 1)) and isinstance(actual, np.ndarray)
-            and actual.shape == (n, n)):
-        return False
-    a = np.asarray(actual, dtype=np.float64)
-    return close(np.diag(a), exp.reshape(-1), rtol, atol) and _separable(a, rtol, atol)
-
-
-def _separable(a: np.ndarray, rtol: float, atol: float) -> bool:
-    """``a[i, j]`` is ``u[i] + v[j]`` or ``u[i] * v[j]``: what broadcasting a column against a
-    row gives (an ``(n, n)`` array from other mistakes, such as ``X @ X.T``, is not)."""
-    if a.dtype == object or not np.issubdtype(a.dtype, np.number):
-        return False
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 2 or a.shape[0] < 2 or not np.all(np.isfinite(a)):
-        return False
-    scale = atol + rtol * float(np.max(np.abs(a)))
-    summed = a[:, :1] + a[:1, :] - a[0, 0]
-    if np.all(np.abs(a - summed) <= 10 * scale):
-        return True
-    s = np.linalg.svd(a, compute_uv=False)
-    return bool(s[0] > 0 and s[1] <= 1e-9 * s[0] + scale)
-
-
-def _close_problem(actual, exp: np.ndarray, name: str, rtol: float, atol: float):
-    """``(description, built-in cause or None)`` when ``actual`` is not close, else None."""
-    __tracebackhide__ = True
-    if exp.ndim == 0:
-        problem = _scalar_problem(actual, name)
-        if problem:
-            return problem, None
-        value = float(np.asarray(actual).reshape(()))
-        if abs(value - float(exp)) <= atol + rtol * abs(float(exp)):
-            return None
-        c = exact_multiple(np.array([value]), exp.reshape(1))
-        ratio = describe_multiple(c, scalar=True)
-        return f"{name} = {value!r}, expected {float(exp)!r}{ratio}", None
-    problem = _shape_problem(actual, exp.shape, name)
-    if problem is not None:
-        desc, why = problem
-        flipped = isinstance(actual, np.ndarray) and actual.ndim == 2
-        if why is None and flipped and actual.T.shape == exp.shape and close(actual.T, exp, rtol,
-                                                                              atol):
-            why = TRANSPOSED
-        if why == BROADCAST_N1 and not _broadcast_n1(actual, exp, rtol, atol):
-            why = None  # (n, n) but not the values of a broadcast: say the shape only
-        return desc, why
-    act = np.asarray(actual, dtype=np.float64)
-    if close(act, exp, rtol, atol):
-        return None
-    nonfinite = _nonfinite(act, name)
-    if nonfinite and np.all(np.isfinite(exp)):
-        return nonfinite, None
-    desc = describe_difference(act, exp, name, rtol, atol)
-    desc += describe_multiple(exact_multiple(act, exp))
-    transposed = (
-        act.ndim == 2 and not close(exp.T, exp, rtol, atol) and close(act.T, exp, rtol, atol)
-    )
-    return desc, TRANSPOSED if transposed else None
 
 
 #: How a message says that the second probe is the one that differs.
@@ -211,14 +95,14 @@ def assert_close(
     """
     __tracebackhide__ = True
     exp = np.asarray(expected, dtype=np.float64)
-    problem = _close_problem(actual, exp, name, rtol, atol)
+    problem = close_problem(actual, exp, name, rtol, atol)
     probes = [(actual, exp, dict(bugs or {}), problem)]
     if probe2 is not None:
         if not isinstance(probe2, tuple) or len(probe2) not in (2, 3):
             raise TypeError("probe2 is (actual2, expected2) or (actual2, expected2, bugs2)")
         actual2, expected2 = probe2[0], probe2[1]
         exp2 = np.asarray(expected2, dtype=np.float64)
-        problem2 = _close_problem(actual2, exp2, f"{name} ({SECOND_INPUT})", rtol, atol)
+        problem2 = close_problem(actual2, exp2, f"{name} ({SECOND_INPUT})", rtol, atol)
         probes.append((actual2, exp2, dict(probe2[2] if len(probe2) > 2 and probe2[2] else {}),
                        problem2))
     failed = [p for p in probes if p[3] is not None]
@@ -302,88 +186,3 @@ def assert_no_loops(fn: Callable, name: str | None = None) -> None:
                 "source: express it with array operations",
                 PYTHON_LOOP,
             )))
-
-
-def _library_dirs() -> tuple[str, ...]:
-    import os
-    import sys
-    import sysconfig
-
-    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(__file__)}
-    dirs |= {v for k, v in sysconfig.get_paths().items() if k in (
-        "stdlib", "platstdlib", "purelib", "platlib")}
-    return tuple(os.path.join(os.path.abspath(d), "") for d in dirs if d)
-
-
-def _notebook_frames(exc: BaseException) -> list[tuple[str, int]]:
-    """``[(qualified name, line)]`` of the notebook code ``exc`` went through, outermost first:
-    this process's frames (not Python's, NumPy's or the grader's), then those the judge's peer
-    reported (``exc.notebook_frames``: the student's process, when the test runs in the judge)."""
-    libs = _library_dirs()
-    frames = []
-    tb = exc.__traceback__
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        if not code.co_filename.startswith(libs) and not code.co_filename.startswith(
-                ("<frozen", "<grader", "<setup")):
-            frames.append((getattr(code, "co_qualname", code.co_name), tb.tb_lineno))
-        tb = tb.tb_next
-    frames += [tuple(f) for f in getattr(exc, "notebook_frames", None) or []]
-    return frames
-
-
-def _student_frames(exc: BaseException) -> list[tuple[str, int]]:
-    """The frames of the student's own functions and classes (a test's helpers start with
-    ``_``; a cell's top level and lambdas are ``<...>``)."""
-    return [(name, line) for name, line in _notebook_frames(exc)
-            if name and not name.startswith(("_", "<"))]
-
-
-def _error_text(exc: BaseException) -> str:
-    text = str(exc) if not isinstance(exc, NotImplementedError) else ""
-    kind = getattr(exc, "name", None) if type(exc).__name__ == "StudentError" else None
-    kind = kind or type(exc).__name__
-    if kind == "StudentError":
-        kind = "an error"
-    if type(exc).__name__ == "StudentError":
-        text = getattr(exc, "message", "") or ""
-    return student_words(f"{kind}: {text}" if text else kind)
-
-
-@contextmanager
-def uses(*names: str) -> Iterator[None]:
-    """For a test of code that builds on earlier exercises: an error (anything but a failed
-    check, an ``AssertionError``) becomes a failed check that says whose code raised it.
-
-    Raised inside one of ``names`` (its innermost frame of the student's code is a method of
-    that class or that function): ``this test uses Sequential, Linear: make Linear's own tests
-    pass first (the error was: ValueError: matmul ..., in Linear.forward, line 12)``. Raised in
-    the student's code under test itself (say ``train_epoch`` is still the stub): said as that
-    function's own error (``train_epoch is not written yet: it raises NotImplementedError
-    (line 9)``), never blamed on the earlier exercises.
-    """
-    __tracebackhide__ = True
-    try:
-        yield
-    except AssertionError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any error of the student's code is reported
-        fail(AssertionError(_uses_message(exc, names)))
-
-
-def _uses_message(exc: BaseException, names: tuple[str, ...]) -> str:
-    frames = _student_frames(exc)
-    error = _error_text(exc)
-    if not frames:  # raised by the test's own code, on something the student's code returned
-        return f"this test could not use what your code returned (the error was: {error})"
-    where, line = frames[-1]
-    owner = where.split(".")[0]
-    at = f"in {where.replace('.<locals>', '')}, line {line}"
-    if owner in names:
-        return (f"this test uses {', '.join(names)}: make {owner}'s own tests pass first "
-                f"(the error was: {error}, {at})")
-    if isinstance(exc, NotImplementedError):
-        who = "it still" if where == owner else f"{where.replace('.<locals>', '')}"
-        return (f"{owner} is not written yet: {who} raises NotImplementedError "
-                f"(line {line}); replace the stub with your code")
-    return f"{owner} raised {error} ({at})"

@@ -82,7 +82,8 @@ def test_kit_holds_release_student_modules_and_kit_files_only(kit_zip):
                if not {"course", "engine"} & set(p.relative_to(package).parts)}
     kit_modules = {n for n in names if n.startswith("grader/")}
     assert kit_modules == student - {"grader/__main__.py"}  # the student folder, whole
-    assert {"grader/__init__.py", "grader/checks.py", "grader/gradcheck.py",
+    assert {"grader/__init__.py", "grader/checks.py", "grader/compare.py", "grader/blame.py",
+            "grader/gradcheck.py", "grader/finite_differences.py", "grader/gradient_relations.py",
             "grader/datasets.py", "grader/selfcheck.py"} <= kit_modules
     assert not [n for n in kit_modules if n.startswith(("grader/course/", "grader/engine/"))]
     assert {"README.md", "pyproject.toml", "jupyter/pyproject.toml",
