@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import resource
 
-from .cgroups import apply_limits, group_dirs, placement
+from .cgroups import apply_limits, group_dirs, placement, write
 
 
 def set_limits(limits, tree: bool = False) -> None:
@@ -53,14 +53,9 @@ class TreeLimit:
             self.kind = "none"
             self.error = f"{place.label()}: {exc.strerror or exc} ({exc.filename or name})"
 
-    @staticmethod
-    def _write(d: str, name: str, value: str) -> None:
-        with open(os.path.join(d, name), "w") as fh:
-            fh.write(value)
-
     def join(self, pid: int = 0) -> None:
         for d in self.dirs:
-            self._write(d, "cgroup.procs", str(pid or os.getpid()))
+            write(d, "cgroup.procs", str(pid or os.getpid()))
 
     def pids(self) -> list[int]:
         found = []
