@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import resource
 
-from .cgroups import apply_limits, group_dirs, placement, write
+from .cgroups import apply_limits, group_dirs, placement
 
 
 def set_limits(limits, tree: bool = False) -> None:
@@ -52,10 +52,6 @@ class TreeLimit:
             self.remove()
             self.kind = "none"
             self.error = f"{place.label()}: {exc.strerror or exc} ({exc.filename or name})"
-
-    def join(self, pid: int = 0) -> None:
-        for d in self.dirs:
-            write(d, "cgroup.procs", str(pid or os.getpid()))
 
     def pids(self) -> list[int]:
         found = []
