@@ -15,11 +15,13 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 CLONE_NEWUSER = 0x10000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
-ROOT, USERNS, NONE = "root", "userns", "none"  # isolation modes (see probe)
+ROOT, USERNS, BWRAP, NONE = "root", "userns", "bwrap", "none"  # isolation modes (see probe)
 DESCRIBE = {
     ROOT: "sandboxed as root: namespaces, allow-list root, a uid per notebook",
     USERNS: "sandboxed without root (user namespaces): namespaces, allow-list root, "
             "capabilities dropped",
+    BWRAP: "sandboxed through bubblewrap (bwrap): namespaces, allow-list root, "
+           "capabilities dropped",
     NONE: "UNSANDBOXED",
 }
 
