@@ -79,7 +79,14 @@ def arguments(limits, uid: int, protect: list[str] = (), *, job_fd: int | None =
     links, exposed = exposed_paths(protect)
     for path in links:  # merged /usr: /bin -> usr/bin
         args += ["--symlink", os.readlink(path), path]
-    for path in exposed:
+    made = {"/", "/tmp", "/home", home}
+    for path in exposed:  # the folders on the way: fresh and traversable (bwrap would copy
+        parts = path.strip("/").split("/")[:-1]  # the host's modes: /root stays 0700)
+        for i in range(1, len(parts) + 1):
+            folder = "/" + "/".join(parts[:i])
+            if folder not in made:
+                args += ["--perms", "0755", "--dir", folder]
+                made.add(folder)
         args += ["--ro-bind", path, path]
     args += ["--perms", "0755", "--dir", "/dev"]
     for dev in DEVICES:

@@ -70,10 +70,10 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     if enabled and mode == BWRAP:  # bwrap built the root: fill /job, then drop everything
         from .bwrap import JOB_SOURCE
 
+        copy_in(JOB_SOURCE, "/job", uid)
         if os.getuid() == 0:  # bwrap started by root: no user namespace, files are root's
             os.chown("/job", uid, uid)
             os.chown("/home/student", uid, uid)
-        copy_in(JOB_SOURCE, "/job", uid)
         os.chdir("/job")
         set_limits(limits, tree=bool(cgroups))
         become(libc_handle(), uid)
