@@ -26,7 +26,7 @@ import sys
 from .root_fs import exposed_paths
 from .syscalls import DEVICES
 
-JOB_SOURCE = "/.job-in"  # the job's own folder, read-only: copied into /job at start
+JOB_SOURCE = "/dev/.job-in"  # the job's own folder, read-only: copied into /job at start
 ENTRY = "grader.engine.sandboxed"
 # as root, what the sandboxed side keeps until it has switched to its own uid
 # (:func:`grader.engine.sandbox.confine.become`): give its files to it, then drop everything
@@ -162,7 +162,7 @@ if os.getuid() == 0:  # bwrap started by root: what the entry point does (confin
     disabled = False  # (no user namespace of its own to disable them in)
 if os.path.exists(secret) or os.path.exists(os.path.dirname(secret)):
     bad.append(f"a host path outside the allow-list is visible ({secret})")
-if not os.path.isfile("/.job-in/job.txt") or os.path.exists("/job/job.txt"):
+if not os.path.isfile("/dev/.job-in/job.txt") or os.path.exists("/job/job.txt"):
     bad.append("the job folder is not where it should be")
 names = [n for _, n in socket.if_nameindex()]
 if names != ["lo"]:

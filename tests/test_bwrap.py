@@ -1,0 +1,113 @@
+"""Mode ``bwrap`` (issue 19): each sandboxed process started by bubblewrap, for machines where
+only ``/usr/bin/bwrap`` may set up namespaces (Ubuntu >= 23.10). Forced here with
+``DLGRADE_SANDBOX=bwrap``, where userns and root would work too. The exploit corpus, the
+fail-closed attacks and the demo run in this mode in ``test_isolation`` style subprocesses
+(see the README's isolation section for the commands)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import pytest
+
+from grader.engine import sandbox
+from grader.engine.job import Job, Limits
+from grader.engine.sandbox import bwrap, modes
+from grader.engine.worker import run_notebook
+
+BWRAP = shutil.which("bwrap")
+needs_bwrap = pytest.mark.skipif(
+    BWRAP is None or not sys.platform.startswith("linux"),
+    reason="bubblewrap is not installed: apt-get install -y bubblewrap")
+
+
+@pytest.fixture
+def forced(monkeypatch):
+    """This process (and the workers it starts) in bwrap mode."""
+    monkeypatch.setenv(sandbox.FORCE_ENV, "bwrap")
+    monkeypatch.setattr(modes, "_probed", None)
+    yield sandbox.probe()
+    monkeypatch.setattr(modes, "_probed", None)
+
+
+@needs_bwrap
+def test_forcing_bwrap_probes_it_for_real(forced):
+    assert forced == (sandbox.BWRAP, {}), forced
+    assert "bubblewrap" in sandbox.describe()
+
+
+@needs_bwrap
+def test_the_probe_falls_to_bwrap_when_userns_is_refused(monkeypatch):
+    monkeypatch.delenv(sandbox.FORCE_ENV, raising=False)
+    real = modes._try
+    monkeypatch.setattr(modes, "_try", lambda m: "refused (test)" if m != "bwrap" else real(m))
+    mode, why = sandbox.probe(refresh=True)
+    monkeypatch.setattr(modes, "_probed", None)
+    assert mode == sandbox.BWRAP, why
+    assert why.get("userns") == "refused (test)", why
+
+
+def test_forcing_a_mode_that_fails_refuses_never_falls_back(monkeypatch):
+    monkeypatch.setenv(sandbox.FORCE_ENV, "bwrap")
+    monkeypatch.setattr(bwrap, "executable", lambda: None)
+    mode, why = sandbox.probe(refresh=True)
+    assert mode == sandbox.NONE and list(why) == ["bwrap"], why
+    assert "apt-get install -y bubblewrap" in why["bwrap"] and "DLGRADE_SANDBOX" in why["bwrap"]
+    assert "install bubblewrap" in sandbox.refusal()
+    monkeypatch.setenv(sandbox.FORCE_ENV, "chroot")
+    mode, why = sandbox.probe(refresh=True)
+    monkeypatch.setattr(modes, "_probed", None)
+    assert mode == sandbox.NONE and "not a mode" in why[sandbox.FORCE_ENV], why
+
+
+PROBE_CELL = (
+    "import os, socket, ctypes\n"
+    "print('uid', os.getuid(), 'cwd', os.getcwd(), 'files', sorted(os.listdir('.')))\n"
+    "print('course', os.path.exists({course!r}), 'git', os.path.exists({git!r}))\n"
+    "print('nets', [n for _, n in socket.if_nameindex()])\n"
+    "print('pids', len([p for p in os.listdir('/proc') if p.isdigit()]))\n"
+    "print('caps', open('/proc/self/status').read().split('CapEff:')[1].split()[0])\n"
+    "print('home', oct(os.stat(os.environ['HOME']).st_mode & 0o777), "
+    "os.stat(os.environ['HOME']).st_uid == os.getuid())\n")
+
+
+@needs_bwrap
+@pytest.mark.parametrize("judge", [False, True], ids=["unjudged", "judged"])
+def test_a_notebook_in_bwrap_sees_only_the_allow_list(forced, judge):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sandbox.__file__)))
+    course = os.path.dirname(os.path.dirname(root))  # the repository
+    cell = PROBE_CELL.replace("{course!r}", repr(os.path.join(course, "solutions"))).replace(
+        "{git!r}", repr(os.path.join(course, ".git")))
+    res = run_notebook(Job("t", {0: cell}, {"data.csv": b"1\n"},
+                           limits=Limits(job_mb=16, notebook_timeout=60), judge=judge,
+                           protect=[course]))
+    assert res.status == "ok", res.detail
+    assert res.sandbox["mode"] == "bwrap" and res.sandbox["isolated"] is True, res.sandbox
+    text = "".join(o.get("text", "") for c in res.cells.values() for o in c["outputs"])
+    assert f"uid {res.sandbox['user']} cwd /job files ['data.csv']" in text, text
+    assert "course False git False" in text, text
+    assert "nets ['lo']" in text and "caps 0000000000000000" in text, text
+    assert "home 0o700 True" in text, text
+    pids = int(text.split("pids ")[1].split()[0])
+    assert pids <= 4, text  # bwrap's init, the notebook's init and itself: not the judge
+
+
+@needs_bwrap
+def test_a_bwrap_that_fails_is_a_machinery_failure(forced, monkeypatch, tmp_path):
+    """Fail closed: whatever bwrap says on its error pipe reaches the instructor, no points."""
+    from grader.engine import job_lifecycle
+
+    fake = tmp_path / "bwrap"
+    fake.write_text("#!/bin/sh\necho 'bwrap: fake failure (test)' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    job_lifecycle.shutdown()  # a fresh zygote, with this PATH
+    try:
+        res = run_notebook(Job("t", {0: "print('ran')"}, judge=True))
+    finally:
+        job_lifecycle.shutdown()
+    assert res.status == "machinery", (res.status, res.detail)
+    assert "bubblewrap could not start" in res.detail and "fake failure" in res.detail, res.detail
+    assert not any(c["outputs"] for c in res.cells.values())
