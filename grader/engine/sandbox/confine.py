@@ -22,6 +22,7 @@ from .syscalls import (
     ROOT,
     USERNS,
     check,
+    deny_user_namespaces,
     drop_capabilities,
     drop_privileges,
     libc_handle,
@@ -106,15 +107,19 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
 
 
 def become(libc, uid: int) -> None:
-    """Bwrap mode's last step: started by root (no user namespace), drop the bounding set and
-    switch to ``uid``; then, either way, no capability and ``no_new_privs`` for good."""
-    if os.getuid() == 0:
+    """Bwrap mode's last step: started by root (no user namespace), drop the bounding set,
+    switch to ``uid`` and refuse user namespaces by a seccomp filter (no user namespace of its
+    own to disable them in); then, either way, no capability and ``no_new_privs`` for good."""
+    as_root = os.getuid() == 0
+    if as_root:
         for cap in range(64):
             libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
     drop_capabilities(libc)
+    if as_root:
+        deny_user_namespaces(libc)
 
 
 def unshare_for_notebook(mode: str = ROOT, uid: int = 0) -> None:
