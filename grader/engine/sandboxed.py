@@ -8,7 +8,7 @@ results pipe, its two sockets), each in PID, user and network namespaces of its 
 code can neither see, signal nor ptrace the judge. It waits, and reports anything bwrap said on
 its error pipe as a machinery failure (fail closed).
 
-Inside (``python -I -m grader.engine.sandboxed ROLE CONFIG FD...``, :func:`main`): what the
+Inside (``python -I``, :func:`main` with ``ROLE CONFIG FD...``): what the
 sandboxed processes of the other modes do after entering their sandbox — the same functions
 (:func:`grader.engine.notebook_process._init`, :func:`grader.engine.judge.processes.student_init`
 and ``judge_main``), with ``sandbox.enter`` doing bwrap's part (fill ``/job``, limits, drop).

@@ -11,7 +11,8 @@ UTS and cgroup namespaces, the same read-only allow-list root, size-limited ``/t
 notebook's own unprivileged uid, so nothing inside maps to root.
 
 The process that starts ``bwrap`` (the zygote's child: already clean, two descriptors) stays
-outside; the sandboxed side runs ``python -I -m grader.engine.sandboxed`` (:func:`command`).
+outside; the sandboxed side runs ``python -I`` with :func:`grader.engine.sandboxed.main`
+(:func:`command`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from .root_fs import exposed_paths
 from .syscalls import DEVICES
 
 JOB_SOURCE = "/dev/.job-in"  # the job's own folder, read-only: copied into /job at start
-ENTRY = "grader.engine.sandboxed"
+# ``python -I`` ignores PYTHONPATH: the entry point gets the outside's ``sys.path`` (only what
+# the allow-list exposes exists inside), then runs :func:`grader.engine.sandboxed.main`
+BOOT = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+        "from grader.engine.sandboxed import main; sys.exit(main(sys.argv[2:]))")
 # as root, what the sandboxed side keeps until it has switched to its own uid
 # (:func:`grader.engine.sandbox.confine.become`): give its files to it, then drop everything
 ROOT_CAPS = ("CAP_CHOWN", "CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
@@ -107,12 +111,13 @@ def arguments(limits, uid: int, protect: list[str] = (), *, job_fd: int | None =
 
 def command(role: str, config: dict, limits, uid: int, fds: list[int],
             job_fd: int | None = None) -> tuple[list[str], list[int]]:
-    """``bwrap ... -- python -I -m grader.engine.sandboxed ROLE CONFIG FD...``, and the
+    """``bwrap ... -- python -I -c BOOT SYS_PATH ROLE CONFIG FD...``, and the
     descriptors its options name (close them once it started)."""
     args, opened = arguments(limits, uid, config["protect"], job_fd=job_fd)
-    return ([executable() or "bwrap"] + args + ["--", sys.executable, "-I", "-m", ENTRY, role,
-                                                json.dumps(config)] + [str(fd) for fd in fds],
-            opened)
+    path = [p for p in sys.path if p and os.path.isabs(p)]  # as the other modes' (PYTHONPATH)
+    return ([executable() or "bwrap"] + args + ["--", sys.executable, "-I", "-c", BOOT,
+                                                json.dumps(path), role, json.dumps(config)]
+            + [str(fd) for fd in fds], opened)
 
 
 def spawn(argv: list[str], uid: int, fds: list[int],
