@@ -107,10 +107,10 @@ def main(argv: list[str]) -> int:
         return processes.student_init(config, rpc, cmd)
     emit = npx.emitter(fds[1])
     try:
-        sh.preload()
         if role == "notebook":
+            sh.preload()
             return npx._init({**config, **npx.read_job(fds[0])}, emit, config["uid"])
-        if role == "judge":
+        if role == "judge":  # no shell of its own: hidden tests import what they use
             rpc, cmd = (socket.socket(fileno=fd) for fd in fds[2:4])
             processes.judge_main(config, fds[0], emit, rpc, cmd)
             return 0
