@@ -36,13 +36,13 @@ def _start(role: str, config: dict, uid: int, fds: list[int], workdir: str | Non
 
     limits = Limits(**config["limits"])
     src = bwrap.job_folder(workdir) if workdir else None
-    opened: list[int] = []
     try:
-        argv, opened = bwrap.command(role, config, limits, uid, fds, job_fd=src)
-        return bwrap.spawn(argv, uid, fds + opened + ([src] if src is not None else []))
+        extra = [src] if src is not None else []
+        return bwrap.spawn(bwrap.command(role, config, limits, uid, fds, job_fd=src),
+                           fds + extra)
     finally:
-        for fd in opened + ([src] if src is not None else []):
-            os.close(fd)
+        if src is not None:
+            os.close(src)
 
 
 def notebook(config: dict, job_fd: int, out_fd: int) -> int:

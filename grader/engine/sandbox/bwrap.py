@@ -60,13 +60,12 @@ def _mb(n) -> str:
 
 
 def arguments(limits, uid: int, protect: list[str] = (), *, job_fd: int | None = None,
-              home: str = "/home/student") -> tuple[list[str], list[int]]:
+              home: str = "/home/student") -> list[str]:
     """The bwrap options for one sandboxed process: namespaces, identity, the allow-list root
     (same lists as :func:`.root_fs.build_root`), scratch, and ``/job`` when ``job_fd`` (an open
-    descriptor of the job's folder) is given; then a clean environment. Also the descriptors
-    the options name. As root (a user namespace of root's would map the sandbox to root):
-    no user namespace, and four capabilities kept for the entry point to switch to ``uid``."""
-    fds: list[int] = []  # (kept for descriptors the options may name; none today)
+    descriptor of the job's folder) is given; then a clean environment. As root (a user
+    namespace of root's would map the sandbox to root): no user namespace, and four
+    capabilities kept for the entry point to switch to ``uid``."""
     args = ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
     if os.geteuid() == 0:  # no user namespace: the sandboxed side switches to ``uid`` itself
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
@@ -106,22 +105,19 @@ def arguments(limits, uid: int, protect: list[str] = (), *, job_fd: int | None =
     env.update(HOME=home, MPLCONFIGDIR=home, TMPDIR="/tmp")
     for key, value in sorted(env.items()):
         args += ["--setenv", key, value]
-    return args, fds
+    return args
 
 
 def command(role: str, config: dict, limits, uid: int, fds: list[int],
-            job_fd: int | None = None) -> tuple[list[str], list[int]]:
-    """``bwrap ... -- python -I -c BOOT SYS_PATH ROLE CONFIG FD...``, and the
-    descriptors its options name (close them once it started)."""
-    args, opened = arguments(limits, uid, config["protect"], job_fd=job_fd)
+            job_fd: int | None = None) -> list[str]:
+    """``bwrap ... -- python -I -c BOOT SYS_PATH ROLE CONFIG FD...``."""
     path = [p for p in sys.path if p and os.path.isabs(p)]  # as the other modes' (PYTHONPATH)
-    return ([executable() or "bwrap"] + args + ["--", sys.executable, "-I", "-c", BOOT,
-                                                json.dumps(path), role, json.dumps(config)]
-            + [str(fd) for fd in fds], opened)
+    return ([executable() or "bwrap"] + arguments(limits, uid, config["protect"], job_fd=job_fd)
+            + ["--", sys.executable, "-I", "-c", BOOT, json.dumps(path), role,
+               json.dumps(config)] + [str(fd) for fd in fds])
 
 
-def spawn(argv: list[str], uid: int, fds: list[int],
-          stdout=subprocess.DEVNULL) -> subprocess.Popen:
+def spawn(argv: list[str], fds: list[int], stdout=subprocess.DEVNULL) -> subprocess.Popen:
     """Start ``bwrap`` with only ``fds`` (same numbers) and a pipe for its own errors."""
     return subprocess.Popen(argv, pass_fds=fds, close_fds=True, stdin=subprocess.DEVNULL,
                             stdout=stdout, stderr=subprocess.PIPE, cwd="/")
@@ -206,14 +202,10 @@ def trial(uid: int) -> str | None:
             fh.write("x")
         open(secret, "w").close()
         fd = job_folder(os.path.join(area, "job"))
-        args, opened = arguments(limits, uid, [area], job_fd=fd)
-        argv = ([executable()] + args + ["--", sys.executable, "-I", "-c", _TRIAL,
-                                         secret, "1" if disable_userns() else "0", str(uid)])
-        try:
-            proc = spawn(argv, uid, [fd] + opened, stdout=subprocess.PIPE)
-        finally:
-            for f in opened:
-                os.close(f)
+        argv = ([executable()] + arguments(limits, uid, [area], job_fd=fd)
+                + ["--", sys.executable, "-I", "-c", _TRIAL, secret,
+                   "1" if disable_userns() else "0", str(uid)])
+        proc = spawn(argv, [fd], stdout=subprocess.PIPE)
         try:
             out, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
