@@ -23,13 +23,19 @@ needs_bwrap = pytest.mark.skipif(
     reason="bubblewrap is not installed: apt-get install -y bubblewrap")
 
 
+@pytest.fixture(autouse=True)
+def fresh_probe():
+    """Each test probes afresh, and leaves no cached mode behind for the tests after it."""
+    modes._probed = None
+    yield
+    modes._probed = None
+
+
 @pytest.fixture
 def forced(monkeypatch):
     """This process (and the workers it starts) in bwrap mode."""
     monkeypatch.setenv(sandbox.FORCE_ENV, "bwrap")
-    monkeypatch.setattr(modes, "_probed", None)
-    yield sandbox.probe()
-    monkeypatch.setattr(modes, "_probed", None)
+    return sandbox.probe()
 
 
 @needs_bwrap
@@ -44,7 +50,6 @@ def test_the_probe_falls_to_bwrap_when_userns_is_refused(monkeypatch):
     real = modes._try
     monkeypatch.setattr(modes, "_try", lambda m: "refused (test)" if m != "bwrap" else real(m))
     mode, why = sandbox.probe(refresh=True)
-    monkeypatch.setattr(modes, "_probed", None)
     assert mode == sandbox.BWRAP, why
     assert why.get("userns") == "refused (test)", why
 
@@ -58,7 +63,6 @@ def test_forcing_a_mode_that_fails_refuses_never_falls_back(monkeypatch):
     assert "install bubblewrap" in sandbox.refusal()
     monkeypatch.setenv(sandbox.FORCE_ENV, "chroot")
     mode, why = sandbox.probe(refresh=True)
-    monkeypatch.setattr(modes, "_probed", None)
     assert mode == sandbox.NONE and "not a mode" in why[sandbox.FORCE_ENV], why
 
 
@@ -69,6 +73,10 @@ PROBE_CELL = (
     "print('nets', [n for _, n in socket.if_nameindex()])\n"
     "print('pids', len([p for p in os.listdir('/proc') if p.isdigit()]))\n"
     "print('caps', open('/proc/self/status').read().split('CapEff:')[1].split()[0])\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "try:\n    os.listdir('/proc/1/root'); root1 = True\nexcept OSError:\n    root1 = False\n"
+    "print('pid1', libc.ptrace(16, 1, None, None) == 0, root1, "
+    "libc.unshare(0x10000000) == 0)\n"
     "print('home', oct(os.stat(os.environ['HOME']).st_mode & 0o777), "
     "os.stat(os.environ['HOME']).st_uid == os.getuid())\n")
 
@@ -90,8 +98,9 @@ def test_a_notebook_in_bwrap_sees_only_the_allow_list(forced, judge):
     assert "course False git False" in text, text
     assert "nets ['lo']" in text and "caps 0000000000000000" in text, text
     assert "home 0o700 True" in text, text
+    assert "pid1 False False False" in text, text  # no ptrace, no PID 1's root, no userns
     pids = int(text.split("pids ")[1].split()[0])
-    assert pids <= 4, text  # bwrap's init, the notebook's init and itself: not the judge
+    assert pids <= 2, text  # the notebook's init (PID 1) and itself: not the judge
 
 
 @needs_bwrap

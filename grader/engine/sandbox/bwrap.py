@@ -66,7 +66,8 @@ def arguments(limits, uid: int, protect: list[str] = (), *, job_fd: int | None =
     descriptor of the job's folder) is given; then a clean environment. As root (a user
     namespace of root's would map the sandbox to root): no user namespace, and four
     capabilities kept for the entry point to switch to ``uid``."""
-    args = ["--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    # --as-pid-1: our entry point is PID 1 (it reaps, and is non-dumpable), not bwrap's
+    args = ["--die-with-parent", "--new-session", "--as-pid-1", "--cap-drop", "ALL"]
     if os.geteuid() == 0:  # no user namespace: the sandboxed side switches to ``uid`` itself
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                  "--unshare-cgroup-try"] + [
