@@ -191,10 +191,6 @@ def _init(job: dict, emit, uid: int) -> int:
 def main(config: dict, job_fd: int, out_fd: int) -> int:
     """A notebook run in this one process (no judge): read the cells, sandbox, run them all;
     return the exit code (the fork server's child, :func:`grader.engine.fork_server.child`)."""
-    if config["sandbox"] and config.get("mode") == "bwrap":  # started by bwrap, cells and all
-        from grader.engine import sandboxed
-
-        return sandboxed.notebook(config, job_fd, out_fd)
     job = {**config, **read_job(job_fd)}
     emit = emitter(out_fd)
     uid = job["uid"]

@@ -293,10 +293,6 @@ def main(config: dict, job_fd: int, out_fd: int) -> int:
     """In the zygote's child, after it kept only its two descriptors: returns an exit code."""
     from grader.engine import sandbox
 
-    if config["sandbox"] and config.get("mode") == sandbox.BWRAP:  # two bwraps
-        from grader.engine import sandboxed
-
-        return sandboxed.judged(config, job_fd, out_fd)
     rpc_j, rpc_s = socket.socketpair()
     cmd_j, cmd_s = socket.socketpair()
     userns = config["sandbox"] and config.get("mode") == sandbox.USERNS
