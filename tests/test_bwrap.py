@@ -1,13 +1,16 @@
 """Mode ``bwrap`` (issue 19): each sandboxed process started by bubblewrap, for machines where
 only ``/usr/bin/bwrap`` may set up namespaces (Ubuntu >= 23.10). Forced here with
-``DLGRADE_SANDBOX=bwrap``, where userns and root would work too. The exploit corpus, the
-fail-closed attacks and the demo run in this mode in ``test_isolation`` style subprocesses
-(see the README's isolation section for the commands)."""
+``DLGRADE_SANDBOX=bwrap``, where userns and root would work too: the probe's order and
+refusals, what a notebook sees, a failing bwrap, the exploits that read the solutions from
+disk or git and walk the disk, and the demo. The whole isolation suite runs in this mode with
+``DLGRADE_SANDBOX=bwrap python -m pytest tests/test_failclosed.py tests/test_exploits.py
+tests/test_judge.py tests/test_bwrap.py`` (as root and as an ordinary user)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -16,6 +19,8 @@ from grader.engine import sandbox
 from grader.engine.job import Job, Limits
 from grader.engine.sandbox import bwrap, modes
 from grader.engine.worker import run_notebook
+
+from .conftest import ROOT
 
 BWRAP = shutil.which("bwrap")
 needs_bwrap = pytest.mark.skipif(
@@ -120,3 +125,41 @@ def test_a_bwrap_that_fails_is_a_machinery_failure(forced, monkeypatch, tmp_path
     assert res.status == "machinery", (res.status, res.detail)
     assert "bubblewrap could not start" in res.detail and "fake failure" in res.detail, res.detail
     assert not any(c["outputs"] for c in res.cells.values())
+
+
+DISK_EXPLOITS = ("solutions_reader", "disk_walk")
+
+
+@needs_bwrap
+def test_exploits_that_read_the_disk_earn_nothing_in_bwrap(forced, tmp_path):
+    """``../solutions``, ``git show``, a walk of the disk: 0, as the untouched
+    release (the rest of the corpus: tests/test_exploits.py with DLGRADE_SANDBOX=bwrap)."""
+    from grader.engine.coordinator import ClassGrader
+
+    from .exploit_corpus import FULL, A, build_course
+
+    course = build_course(tmp_path / "course")
+    keep = {"untouched", "bystander", *DISK_EXPLOITS}
+    for student in (course / "submitted").iterdir():
+        if student.name not in keep:
+            shutil.rmtree(student)
+    outcomes = {o.student: o for o in ClassGrader(course, workers=2, progress=False).grade([A])}
+    assert set(outcomes) == keep, sorted(outcomes)
+    assert outcomes["bystander"].auto_score == FULL, outcomes["bystander"].cells
+    for name in DISK_EXPLOITS + ("untouched",):
+        o = outcomes[name]
+        assert o.status == "graded" and o.auto_score == 0, (name, o.status, o.reason, o.cells)
+
+
+@needs_bwrap
+def test_the_demo_runs_in_bwrap(tmp_path):
+    env = dict(os.environ, **{sandbox.FORCE_ENV: "bwrap"})
+    res = subprocess.run([sys.executable, "-m", "grader", "demo", "--no-progress",
+                          "--assignments", "01_linear_regression", "--out", str(tmp_path / "d")],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "sandbox: sandboxed through bubblewrap (bwrap)" in out and "UNSANDBOXED" not in out
+    rows = {ln.split()[0]: ln for ln in res.stdout.splitlines() if ln[:3] in ("ada", "ben")}
+    assert rows["ada"].rstrip().endswith("(100%)"), rows
+    assert rows["ben"].rstrip().endswith("(0%)"), rows
