@@ -71,6 +71,24 @@ def test_forcing_a_mode_that_fails_refuses_never_falls_back(monkeypatch):
     assert mode == sandbox.NONE and "not a mode" in why[sandbox.FORCE_ENV], why
 
 
+@needs_bwrap
+def test_the_trial_refuses_a_bwrap_that_shares_the_network(monkeypatch):
+    """The trial checks from inside: arguments that leave the host's network refuse the mode."""
+    import socket
+
+    if [n for _, n in socket.if_nameindex()] == ["lo"]:
+        pytest.skip("this host has no network interface but lo: a shared network looks private")
+    real = bwrap.arguments
+
+    def leaky(*a, **k):
+        args = [x for x in real(*a, **k) if x != "--unshare-net"]
+        return args + (["--share-net"] if "--unshare-all" in args else [])
+
+    monkeypatch.setattr(bwrap, "arguments", leaky)
+    reason = bwrap.trial(sandbox.UID_BASE)
+    assert reason is not None and "network interfaces" in reason, reason
+
+
 PROBE_CELL = (
     "import os, socket, ctypes\n"
     "print('uid', os.getuid(), 'cwd', os.getcwd(), 'files', sorted(os.listdir('.')))\n"

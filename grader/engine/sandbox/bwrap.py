@@ -155,6 +155,8 @@ secret, disabled = sys.argv[1], sys.argv[2] == "1"
 bad = []
 libc = ctypes.CDLL(None, use_errno=True)
 if os.getuid() == 0:  # bwrap started by root: what the entry point does
+    import json
+    sys.path[:] = json.loads(sys.argv[4])
     from grader.engine.sandbox.confine import become
     become(libc, int(sys.argv[3]))
     disabled = True  # by become's seccomp filter
@@ -205,7 +207,8 @@ def trial(uid: int) -> str | None:
         fd = job_folder(os.path.join(area, "job"))
         argv = ([executable()] + arguments(limits, uid, [area], job_fd=fd)
                 + ["--", sys.executable, "-I", "-c", _TRIAL, secret,
-                   "1" if disable_userns() else "0", str(uid)])
+                   "1" if disable_userns() else "0", str(uid),
+                   json.dumps([p for p in sys.path if p and os.path.isabs(p)])])
         proc = spawn(argv, [fd], stdout=subprocess.PIPE)
         try:
             out, err = proc.communicate(timeout=30)
