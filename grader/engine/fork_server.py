@@ -45,9 +45,10 @@ def serve(sock: socket.socket) -> None:
 def child(job_fd: int, out_fd: int) -> None:
     """A fresh child of the fork server: keep only its two descriptors, read the job's
     configuration, and run the notebook in one process (:mod:`grader.engine.notebook_process`)
-    or judged, in two (:mod:`grader.engine.judge.processes`). Never returns."""
+    or judged, in two (:mod:`grader.engine.judge.processes`); in mode ``bwrap`` each sandboxed
+    process is started by bubblewrap (:mod:`grader.engine.sandboxed`). Never returns."""
     from grader.engine import ipython_shell as sh
-    from grader.engine import notebook_process
+    from grader.engine import notebook_process, sandboxed
     from grader.engine.judge import processes as judged
 
     code = 0
@@ -57,7 +58,10 @@ def child(job_fd: int, out_fd: int) -> None:
         os.setsid()
         notebook_process.only_fds({job_fd, out_fd})
         config = notebook_process.read_config(job_fd)
-        run = judged.main if config.get("judge") else notebook_process.main
+        if config.get("sandbox") and config.get("mode") == "bwrap":  # started by bwrap
+            run = sandboxed.judged if config.get("judge") else sandboxed.notebook
+        else:
+            run = judged.main if config.get("judge") else notebook_process.main
         code = run(config, job_fd, out_fd)
     except BaseException as exc:  # noqa: BLE001 - report anything, then die quietly
         code = 70

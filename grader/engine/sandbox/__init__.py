@@ -27,8 +27,16 @@ root does, in groups under it (:mod:`.cgroups`, decided by a trial); without one
 step of that fails, they are limited per process (rlimits; ``RLIMIT_NPROC`` counts the
 notebook's own user namespace). The run's summary says which (:func:`describe`).
 
+Where a user namespace may be created but gets no capabilities (Ubuntu >= 23.10: AppArmor
+allows them in full only to ``/usr/bin/bwrap``), each sandboxed process is *started by*
+bubblewrap (mode ``bwrap``, :mod:`.bwrap`, :mod:`grader.engine.sandboxed`): the same
+allow-list root given as bwrap's arguments, new user, PID, mount, network and IPC namespaces,
+every capability dropped and no further user namespace; the judge in a bwrap of its own.
+
 Which mode works is decided by a **probe** (:func:`probe`), a child process that tries what
-the mode needs, never by ``geteuid()``; where nothing works, grading refuses
+the mode needs, never by ``geteuid()``, in the order root, ``userns``, ``bwrap``; the
+environment variable ``DLGRADE_SANDBOX=root|userns|bwrap`` forces one (a forced mode that
+fails its probe refuses, never falls back); where nothing works, grading refuses
 (:func:`refusal`) unless the instructor passes ``--unsandboxed``. Resource limits per process
 (address space, file size, CPU) apply in every mode; the job folder is a size-limited tmpfs.
 Uses only Linux system calls (ctypes): nothing to install.
@@ -38,12 +46,22 @@ from __future__ import annotations
 
 from .confine import enter, enter_judge, unshare_for_notebook
 from .limits import TreeLimit, job_full, set_limits
-from .modes import Refused, can_isolate, describe, mode, probe, refusal
+from .modes import FORCE_ENV, Refused, can_isolate, describe, mode, probe, refusal
 from .root_fs import allowed_paths, python_paths
-from .syscalls import NONE, ROOT, UID_BASE, UID_SPAN, USERNS, drop_capabilities, drop_privileges
+from .syscalls import (
+    BWRAP,
+    NONE,
+    ROOT,
+    UID_BASE,
+    UID_SPAN,
+    USERNS,
+    drop_capabilities,
+    drop_privileges,
+)
 
 __all__ = [
-    "NONE", "ROOT", "UID_BASE", "UID_SPAN", "USERNS", "Refused", "TreeLimit", "allowed_paths",
+    "BWRAP", "FORCE_ENV", "NONE", "ROOT", "UID_BASE", "UID_SPAN", "USERNS", "Refused",
+    "TreeLimit", "allowed_paths",
     "can_isolate", "describe", "drop_capabilities", "drop_privileges", "enter", "enter_judge",
     "job_full", "mode", "probe", "python_paths", "refusal", "set_limits", "unshare_for_notebook",
 ]

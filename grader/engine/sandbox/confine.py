@@ -7,8 +7,9 @@ import os
 import sys
 
 from .limits import set_limits
-from .root_fs import build_root
+from .root_fs import build_root, copy_in, exposed_paths
 from .syscalls import (
+    BWRAP,
     CLONE_NEWIPC,
     CLONE_NEWNET,
     CLONE_NEWNS,
@@ -16,10 +17,13 @@ from .syscalls import (
     MS_PRIVATE,
     MS_REC,
     NONE,
+    PR_CAPBSET_DROP,
     PR_SET_DUMPABLE,
     ROOT,
     USERNS,
     check,
+    deny_user_namespaces,
+    drop_capabilities,
     drop_privileges,
     libc_handle,
     unshare_user,
@@ -32,6 +36,15 @@ def enter_judge(root: str, limits, uid: int, protect: list[str] = (),
     can write), a uid of its own, no network (root: already unshared by its parent; userns:
     a user namespace of its own, capabilities dropped, non-dumpable)."""
     libc = libc_handle()
+    if mode == BWRAP:  # already in bwrap's namespaces and root (:mod:`.bwrap`)
+        if os.getuid() == 0:
+            os.chown("/home/student", uid, uid)
+        os.chdir("/")
+        set_limits(limits, tree=tree)
+        become(libc, uid)
+        check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "non-dumpable")
+        os.environ["HOME"] = "/home/student"
+        return
     if mode == USERNS:
         unshare_user(uid, CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWPID)
         check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "non-dumpable")
@@ -55,7 +68,21 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     """
     info = {"isolated": False, "network": "host", "user": os.geteuid(), "root": "host",
             "cwd": workdir, "mode": NONE}
-    if enabled:  # decided by the worker (probe)
+    if enabled and mode == BWRAP:  # bwrap built the root: fill /job, then drop everything
+        from .bwrap import JOB_SOURCE
+
+        copy_in(JOB_SOURCE, "/job", uid)
+        if os.getuid() == 0:  # bwrap started by root: no user namespace, files are root's
+            os.chown("/job", uid, uid)
+            os.chown("/home/student", uid, uid)
+        os.chdir("/job")
+        set_limits(limits, tree=bool(cgroups))
+        become(libc_handle(), uid)
+        info.update(isolated=True, network="none", user=uid, root="allow-list",
+                    exposed=exposed_paths(protect)[1], cwd="/job", mode=mode,
+                    job_mb=limits.job_mb, tree_limit="cgroup" if cgroups else "per process")
+        home = "/home/student"
+    elif enabled:  # decided by the worker (probe)
         libc = libc_handle()
         check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
         exposed = build_root(libc, root, workdir, uid, limits, protect)
@@ -77,6 +104,22 @@ def enter(workdir: str, root: str, limits, uid: int, *, enabled: bool = True,
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR", "PYTHONSTARTUP"):
         os.environ.pop(var, None)
     return info
+
+
+def become(libc, uid: int) -> None:
+    """Bwrap mode's last step: started by root (no user namespace), drop the bounding set,
+    switch to ``uid`` and refuse user namespaces by a seccomp filter (no user namespace of its
+    own to disable them in); then, either way, no capability and ``no_new_privs`` for good."""
+    as_root = os.getuid() == 0
+    if as_root:
+        for cap in range(64):
+            libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    drop_capabilities(libc)
+    if as_root:
+        deny_user_namespaces(libc)
 
 
 def unshare_for_notebook(mode: str = ROOT, uid: int = 0) -> None:

@@ -4,12 +4,13 @@ and what a run says about it (its summary line, or why grading refuses)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 from .cgroups import placement
-from .syscalls import DESCRIBE, NONE, ROOT, UID_BASE, USERNS
+from .syscalls import BWRAP, DESCRIBE, NONE, ROOT, UID_BASE, USERNS
+
+FORCE_ENV = "DLGRADE_SANDBOX"  # root, userns or bwrap: only that mode is tried (tests, admins)
 
 # ----------------------------------------------------------------------------- which mode
 
@@ -76,6 +77,10 @@ class Refused(RuntimeError):
 
 def _try(mode: str) -> str | None:
     """Why ``mode`` cannot isolate here (None: it can), from a child that tries it."""
+    if mode == BWRAP:
+        from .bwrap import trial
+
+        return trial(UID_BASE)
     try:
         proc = subprocess.run([sys.executable, "-I", "-S", "-c", _PROBE, mode, str(UID_BASE)],
                               capture_output=True, text=True, timeout=30, cwd="/",
@@ -93,7 +98,9 @@ def probe(refresh: bool = False) -> tuple[str, dict[str, str]]:
 
     Decided by trying, in a child process, what each mode needs (root: namespaces, mounts and
     a switch to an unmapped uid; ``userns``: an unprivileged user namespace with mounts and a
-    PID namespace): root inside a restricted user namespace, or a container whose seccomp
+    PID namespace; ``bwrap``: bubblewrap started with the mode's arguments, checked from
+    inside), in that order, or only the mode :data:`FORCE_ENV` names. Root inside a
+    restricted user namespace, or a container whose seccomp
     profile refuses namespaces, fails the probe however ``geteuid()`` reads. Cached.
     """
     global _probed
@@ -101,26 +108,27 @@ def probe(refresh: bool = False) -> tuple[str, dict[str, str]]:
         return _probed
     why: dict[str, str] = {}
     mode = NONE
+    forced = os.environ.get(FORCE_ENV, "").strip().lower()
+    order = ((ROOT,) if os.geteuid() == 0 else ()) + (USERNS, BWRAP)
+    if forced:
+        order = (forced,) if forced in (ROOT, USERNS, BWRAP) else ()
+        if not order:
+            why[FORCE_ENV] = f"{forced!r} is not a mode (root, userns or bwrap)"
     if not sys.platform.startswith("linux"):
         why["linux"] = f"namespaces need Linux (this is {sys.platform})"
     else:
-        for candidate in ((ROOT,) if os.geteuid() == 0 else ()) + (USERNS,):
+        for candidate in order:
             reason = _try(candidate)
             if reason is None:
                 mode = candidate
                 break
-            why[candidate] = reason
-        if mode == NONE:
-            bwrap = shutil.which("bwrap")
-            why["bwrap"] = (f"bubblewrap ({bwrap}) is installed, but this grader cannot run "
-                            "notebooks through it yet" if bwrap else "bubblewrap (bwrap) is "
-                            "not installed")
+            why[candidate] = reason + (f" ({FORCE_ENV}={forced})" if forced else "")
     _probed = (mode, why)
     return _probed
 
 
 def mode() -> str:
-    """``root``, ``userns`` or ``none`` (see :func:`probe`)."""
+    """``root``, ``userns``, ``bwrap`` or ``none`` (see :func:`probe`)."""
     return probe()[0]
 
 
@@ -155,6 +163,8 @@ def refusal() -> str:
         "  - enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
         "user.max_user_namespaces > 0; on Ubuntu >= 23.10 "
         "kernel.apparmor_restrict_unprivileged_userns=0), or\n"
+        "  - install bubblewrap (`apt-get install -y bubblewrap`): its AppArmor profile allows "
+        "the namespaces the grader then runs each notebook in, or\n"
         "  - grade as root in a VM or a container started with namespaces allowed (e.g. "
         "`docker run --cap-add SYS_ADMIN --security-opt seccomp=unconfined "
         "--security-opt apparmor=unconfined ...`), or\n"

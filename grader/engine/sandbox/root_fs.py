@@ -63,6 +63,18 @@ def allowed_paths(protect: list[str] = ()) -> list[str]:
     return out
 
 
+def exposed_paths(protect: list[str] = ()) -> tuple[list[str], list[str]]:
+    """What the new root holds of the host: the system paths that are symbolic links (merged
+    ``/usr``: recreated as links), and the read-only paths (system, then :func:`allowed_paths`
+    not already inside one), in mount order."""
+    links = [p for p in SYSTEM_PATHS if os.path.islink(p)]
+    exposed = [p for p in SYSTEM_PATHS if not os.path.islink(p) and os.path.isdir(p)]
+    for path in allowed_paths(protect):
+        if not any(path == p or path.startswith(p + "/") for p in exposed):
+            exposed.append(path)
+    return links, exposed
+
+
 # ----------------------------------------------------------------------------- the new root
 
 
@@ -89,7 +101,7 @@ def _tmpfs(libc, path: str, size_mb: int, mode: str) -> None:
            f"tmpfs on {path}")
 
 
-def _copy_in(src: str, dst: str, uid: int) -> None:
+def copy_in(src: str, dst: str, uid: int) -> None:
     """Copy the job's files into its (size-limited) folder, owned by the notebook's uid."""
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
@@ -117,17 +129,11 @@ def build_root(libc, root: str, workdir: str | None, uid: int, limits,
     _tmpfs(libc, root + "/home", limits.tmp_mb, "0755")
     os.makedirs(root + "/home/student", mode=0o700)
     os.chown(root + "/home/student", uid, uid)
-    exposed = []
-    for path in SYSTEM_PATHS:
-        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
-            os.symlink(os.readlink(path), root + path)
-        elif os.path.isdir(path):
-            _bind(libc, path, root + path, readonly=True)
-            exposed.append(path)
-    for path in allowed_paths(protect):
-        if not any(path == p or path.startswith(p + "/") for p in exposed):
-            _bind(libc, path, root + path, readonly=True)
-            exposed.append(path)
+    links, exposed = exposed_paths(protect)
+    for path in links:
+        os.symlink(os.readlink(path), root + path)
+    for path in exposed:
+        _bind(libc, path, root + path, readonly=True)
     os.makedirs(root + "/dev", mode=0o755, exist_ok=True)
     for dev in DEVICES:
         if os.path.exists(f"/dev/{dev}"):
@@ -140,5 +146,5 @@ def build_root(libc, root: str, workdir: str | None, uid: int, limits,
     if workdir is not None:
         _tmpfs(libc, root + "/job", limits.job_mb, "0755")
         os.chown(root + "/job", uid, uid)
-        _copy_in(workdir, root + "/job", uid)
+        copy_in(workdir, root + "/job", uid)
     return exposed
