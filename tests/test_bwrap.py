@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from grader.engine import sandbox
+from grader.engine import environment, sandbox
 from grader.engine.job import Job, Limits
 from grader.engine.sandbox import bwrap, modes
 from grader.engine.worker import run_notebook
@@ -30,10 +30,14 @@ needs_bwrap = pytest.mark.skipif(
 
 @pytest.fixture(autouse=True)
 def fresh_probe():
-    """Each test probes afresh, and leaves no cached mode behind for the tests after it."""
+    """Each test probes afresh, and leaves no cached mode behind for the tests after it: the
+    probe's and the environment's (the canaries' key names the sandbox mode; an earlier test
+    in this process may have described the default mode)."""
     modes._probed = None
+    environment.describe.cache_clear()
     yield
     modes._probed = None
+    environment.describe.cache_clear()
 
 
 @pytest.fixture
