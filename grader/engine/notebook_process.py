@@ -198,10 +198,9 @@ def main(config: dict, job_fd: int, out_fd: int) -> int:
         _run(job, emit, uid)
         return 0
     from grader.engine import sandbox  # the worker checked that isolation is possible
+    from grader.engine.sandbox import cgroups
 
-    for d in job.get("cgroups", []):
-        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
-            fh.write(str(os.getpid()))
+    cgroups.join(job.get("cgroups", []))
     sandbox.unshare_for_notebook(job.get("mode", sandbox.ROOT), uid)
     pid = os.fork()
     if pid == 0:  # PID 1 of the new namespace: reaps, and takes everything down

@@ -22,11 +22,7 @@ import signal
 import socket
 import sys
 
-
-def _join_cgroups(config: dict) -> None:
-    for d in config.get("cgroups", []):
-        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
-            fh.write(str(os.getpid()))
+from grader.engine.sandbox import cgroups
 
 
 def _start(role: str, config: dict, uid: int, fds: list[int], workdir: str | None):
@@ -49,7 +45,7 @@ def notebook(config: dict, job_fd: int, out_fd: int) -> int:
     """An unjudged job: one bwrap, handed the job pipe (cells) and the results pipe."""
     from grader.engine.sandbox import bwrap
 
-    _join_cgroups(config)
+    cgroups.join(config.get("cgroups", []))
     proc = _start("notebook", config, config["uid"], [job_fd, out_fd], config["workdir"])
     os.close(job_fd)
     return bwrap.finish(proc, out_fd, "notebook's process") & 0xFF
@@ -63,7 +59,7 @@ def judged(config: dict, job_fd: int, out_fd: int) -> int:
 
     rpc_j, rpc_s = socket.socketpair()
     cmd_j, cmd_s = socket.socketpair()
-    _join_cgroups(config)
+    cgroups.join(config.get("cgroups", []))
     student = _start("student", config, config["uid"], [rpc_s.fileno(), cmd_s.fileno()],
                      config["workdir"])
     rpc_s.close()

@@ -292,13 +292,13 @@ def judge_main(config: dict, job_fd: int, emit, rpc: socket.socket, cmd: socket.
 def main(config: dict, job_fd: int, out_fd: int) -> int:
     """In the zygote's child, after it kept only its two descriptors: returns an exit code."""
     from grader.engine import sandbox
+    from grader.engine.sandbox import cgroups
 
     rpc_j, rpc_s = socket.socketpair()
     cmd_j, cmd_s = socket.socketpair()
     userns = config["sandbox"] and config.get("mode") == sandbox.USERNS
-    for d in config.get("cgroups", []) if config["sandbox"] else ():  # judge and student
-        with open(os.path.join(d, "cgroup.procs"), "w") as fh:
-            fh.write(str(os.getpid()))
+    if config["sandbox"]:  # judge and student
+        cgroups.join(config.get("cgroups", []))
     if config["sandbox"] and not userns:  # root: namespaces shared by judge and student
         sandbox.unshare_for_notebook()
     pid = os.fork()
