@@ -6,10 +6,19 @@ module says what it hands in with ``gate_submissions(assignment) -> {student: no
 fixture collects them from every module that this run will test, and grades them all in one
 run of the kit's class grader (each assignment's known-answer canaries paid once, both workers
 busy to the end). A name two gates both hand in must be the same notebook (the untouched stubs).
+
+Under pytest-xdist (``-n auto --dist loadgroup``, the default in ``pyproject.toml``) the tests run
+on one worker per core, a whole group at a time: each module is a group (its module fixtures are
+built once), the gates modules are one group (``gates_class`` is graded once), and the modules
+that work in the ordinary user's clone (``tests.test_isolation.user_clone``) are one group.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -41,19 +50,63 @@ def blind_sample(bugs: list, size: int = BLIND_SAMPLE) -> list:
     return picked
 
 
-_REPORTS: list[str] = []
+#: Modules that share the ordinary user's clone and venv (one at a time).
+AS_A_USER = {"test_isolation", "test_exchange", "test_cgroup_delegation"}
+
+#: Where reports wait for the terminal summary: a folder, since under xdist they are written by
+#: the workers and printed by the controller (which makes it before the workers start).
+_REPORTS = "DLGRADE_TEST_REPORTS"
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist
+        os.environ[_REPORTS] = tempfile.mkdtemp(prefix="dlgrade-test-reports-")
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(os.environ.pop(_REPORTS, ""), ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def pytest_collection_modifyitems(config, items):
+    """Put every test in its xdist group (see the module's docstring)."""
+    gates = {item.module.__name__ for item in items
+             if "gates_class" in getattr(item, "fixturenames", ())}
+    for item in items:
+        module = getattr(item, "module", None)
+        name = module.__name__.rpartition(".")[2] if module else item.nodeid.split("::")[0]
+        if module is not None and module.__name__ in gates:
+            name = "gates"
+        elif name in AS_A_USER:
+            name = "as-a-user"
+        item.add_marker(pytest.mark.xdist_group(name))
+
+
+def pytest_collection_finish(session):
+    """Refuse to run when xdist ignores the groups (gates_class would be graded per worker)."""
+    config = session.config
+    if hasattr(config, "workerinput") and config.getvalue("loadgroup") and session.items \
+            and not any("@" in item.nodeid for item in session.items):
+        raise pytest.UsageError(
+            "pytest-xdist's --dist loadgroup does not group on this pytest (each worker would "
+            "grade the gates class; pytest-dev/pytest-xdist#1386): install 'pytest<9.2' (as "
+            "pyproject.toml asks), or run serially with -n0")
 
 
 def add_report(text: str) -> None:
     """Queue ``text`` for the terminal summary (shown even when output is captured)."""
-    _REPORTS.append(text)
+    folder = Path(os.environ[_REPORTS])
+    (folder / f"{time.time_ns():020d}-{os.getpid()}.txt").write_text(text)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _REPORTS:
+    folder = os.environ.get(_REPORTS)
+    reports = sorted(Path(folder).glob("*.txt")) if folder else []
+    if reports:
         terminalreporter.section("tests mean something: mutants caught")
-        for text in _REPORTS:
-            terminalreporter.write_line(text)
+        for path in reports:
+            terminalreporter.write_line(path.read_text())
 
 
 @pytest.fixture(scope="session")

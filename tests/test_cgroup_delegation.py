@@ -114,7 +114,7 @@ def _inner_as(user: str, repo: Path, dirs: list[str], expect: str, k: str):
     home = pwd.getpwnam(user).pw_dir
     env = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
            "USER": user, "LOGNAME": user, EXPECT: expect}
-    cmd = (".venv/bin/python -m pytest -q -rs -p no:cacheprovider "
+    cmd = (".venv/bin/python -m pytest -q -rs -p no:cacheprovider -n0 "
            f"tests/test_cgroup_delegation.py -k {k}")
     runuser = shutil.which("runuser") or "/usr/sbin/runuser"
     return subprocess.run([runuser, "-u", user, "--", "sh", "-c", cmd], cwd=str(repo), env=env,

@@ -246,7 +246,7 @@ def user_clone():
 
 @as_root
 def test_as_an_ordinary_user_the_fail_closed_tests_and_exploits_hold(user_clone):
-    res = _run_as(USER, ".venv/bin/python -m pytest -q -rs -p no:cacheprovider -x "
+    res = _run_as(USER, ".venv/bin/python -m pytest -q -rs -p no:cacheprovider -n0 -x "
                   "tests/test_failclosed.py tests/test_exploits.py "
                   "tests/test_isolation.py::test_dask_workers_isolate_the_same_way "
                   "tests/test_isolation.py::test_the_job_folder_is_a_bounded_tmpfs "
