@@ -15,6 +15,7 @@ that work in the ordinary user's clone (``tests.test_isolation.user_clone``) are
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -130,7 +131,38 @@ def gates_class(request):
                 if by_student.setdefault(student, nb) != nb:
                     raise ValueError(f"{module.__name__} hands in another {student!r} for "
                                      f"{assignment}")
+    for by_student in submissions.values():
+        bugs = sorted(s for s in by_student if s.startswith(("mutant-", "blind-")))
+        twin = {f"{UNTRIMMED}{bugs[0]}": by_student[bugs[0]]} if bugs else {}
+        by_student.update({s: without_trailing_experiments(nb) for s, nb in by_student.items()})
+        by_student.update(twin)
     return grade_trial(ROOT, submissions)
+
+
+#: The one submission per assignment that ``gates_class`` hands in whole, beside its trimmed
+#: twin (``test_mutants.test_trimming_changes_no_grade`` compares the two).
+UNTRIMMED = "untrimmed-"
+
+
+def without_trailing_experiments(nb):
+    """``nb`` without the plain code cells after its last test cell, as a student may hand it in.
+
+    What the gates read (each test cell's points, and the messages and causes of failing
+    graded cells) is settled before those cells run: a cell cannot change a test that ran
+    before it, and messages are read from graded cells only. They are the notebooks' long
+    experiments (04's learning curves are most of its run), so ``gates_class`` grades every
+    submission without them, plus one whole bug per assignment to show nothing changed. Cells
+    with nbgrader metadata (answers, locked cells, written answers) are kept.
+    """
+    tests = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             and c.metadata.get("nbgrader", {}).get("grade")
+             and not c.metadata["nbgrader"].get("solution")]
+    if not tests:
+        return nb
+    out = copy.deepcopy(nb)
+    out.cells = [c for i, c in enumerate(nb.cells) if i <= tests[-1] or c.cell_type != "code"
+                 or c.metadata.get("nbgrader")]
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from grader.course.mutants import (
 from grader.course.submissions import Mutant, load_alternatives, load_mutants
 from grader.engine.nbgrader_api import GradeResult
 
-from .conftest import ASSIGNMENTS, ROOT, add_report
+from .conftest import ASSIGNMENTS, ROOT, UNTRIMMED, add_report
 
 
 def gate_submissions(assignment):
@@ -225,3 +225,17 @@ def test_alternative_outcome_needs_full_marks_everywhere():
     assert not AlternativeOutcome(alt, part).accepted
     assert AlternativeOutcome(alt, part).lost == ["t2"]
     assert not AlternativeOutcome(alt, GradeResult("s", "a", False, error="boom")).accepted
+
+
+def test_trimming_changes_no_grade(gates_class):
+    """The gates grade submissions without their trailing experiments (conftest's
+    ``without_trailing_experiments``); one bug per assignment is also graded whole: the same
+    points in every test cell, the same messages and named causes."""
+    twins = [(a, s[len(UNTRIMMED):]) for (a, s) in gates_class.results if s.startswith(UNTRIMMED)]
+    assert {a for a, _ in twins} == set(ASSIGNMENTS)
+    for assignment, bug in twins:
+        whole, trimmed = (assignment, UNTRIMMED + bug), (assignment, bug)
+        assert gates_class.results[trimmed].cells == gates_class.results[whole].cells, bug
+        assert gates_class.messages[whole], bug  # the bug fails some test cell
+        assert gates_class.messages[trimmed] == gates_class.messages[whole], bug
+        assert gates_class.causes[trimmed] == gates_class.causes[whole], bug
