@@ -154,14 +154,14 @@ def without_trailing_experiments(nb):
     submission without them, plus one whole bug per assignment to show nothing changed. Cells
     with nbgrader metadata (answers, locked cells, written answers) are kept.
     """
-    tests = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-             and c.metadata.get("nbgrader", {}).get("grade")
-             and not c.metadata["nbgrader"].get("solution")]
+    from grader.course.submissions import is_autograded_test, nbgrader_meta
+
+    tests = [i for i, c in enumerate(nb.cells) if is_autograded_test(c)]
     if not tests:
         return nb
     out = copy.deepcopy(nb)
     out.cells = [c for i, c in enumerate(nb.cells) if i <= tests[-1] or c.cell_type != "code"
-                 or c.metadata.get("nbgrader")]
+                 or nbgrader_meta(c)]
     return out
 
 

@@ -247,6 +247,7 @@ def test_trimming_drops_only_plain_code_cells_after_the_last_test(assignment):
     import nbformat
 
     from grader.course.release import release_notebook
+    from grader.course.submissions import is_autograded_test, nbgrader_meta
 
     from .conftest import without_trailing_experiments
 
@@ -259,9 +260,7 @@ def test_trimming_drops_only_plain_code_cells_after_the_last_test(assignment):
         else:
             dropped.append(i)
     assert k == len(kept) and len(nb.cells) == before  # a subsequence; nb itself unchanged
-    last_test = max(i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-                    and c.metadata.get("nbgrader", {}).get("grade")
-                    and not c.metadata["nbgrader"].get("solution"))
+    last_test = max(i for i, c in enumerate(nb.cells) if is_autograded_test(c))
     assert dropped, "nothing trimmed: the gates would pay for every experiment"
     assert all(i > last_test and nb.cells[i].cell_type == "code"
-               and not nb.cells[i].metadata.get("nbgrader") for i in dropped), dropped
+               and not nbgrader_meta(nb.cells[i]) for i in dropped), dropped
