@@ -15,7 +15,6 @@ that work in the ordinary user's clone (``tests.test_isolation.user_clone``) are
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import tempfile
@@ -119,6 +118,7 @@ def root() -> Path:
 def gates_class(request):
     """A :class:`grader.course.trial.Trial`: every ``gate_submissions`` of the modules whose
     tests use this fixture in this run, graded together."""
+    from grader.course.submissions import without_trailing_experiments
     from grader.course.trial import grade_trial
 
     modules = {item.module for item in request.session.items
@@ -136,33 +136,29 @@ def gates_class(request):
         twin = {f"{UNTRIMMED}{bugs[0]}": by_student[bugs[0]]} if bugs else {}
         by_student.update({s: without_trailing_experiments(nb) for s, nb in by_student.items()})
         by_student.update(twin)
-    return grade_trial(ROOT, submissions)
+    trial = grade_trial(ROOT, submissions)
+    add_report(gates_cost(trial.results))
+    return trial
+
+
+def gates_cost(results: dict) -> str:
+    """Where the gates' time goes: per assignment, the notebooks and the seconds their workers
+    spent (fork to reap), and the slowest notebooks."""
+    lines = ["gates_class: worker seconds per assignment (fork to reap; cells alone)"]
+    for a in ASSIGNMENTS:
+        mine = [o for (b, _), o in results.items() if b == a]
+        lines.append(f"  {a:24s} {len(mine):3d} notebooks "
+                     f"{sum(getattr(o, 'worker_seconds', 0.0) for o in mine):7.1f} s "
+                     f"({sum(getattr(o, 'cell_seconds', 0.0) for o in mine):.1f} s)")
+    slow = sorted(results.items(), key=lambda kv: -getattr(kv[1], "worker_seconds", 0.0))[:10]
+    lines += [f"  slowest: {a} {s} {getattr(o, 'worker_seconds', 0.0):.1f} s"
+              for (a, s), o in slow]
+    return "\n".join(lines)
 
 
 #: The one submission per assignment that ``gates_class`` hands in whole, beside its trimmed
 #: twin (``test_mutants.test_trimming_changes_no_grade`` compares the two).
 UNTRIMMED = "untrimmed-"
-
-
-def without_trailing_experiments(nb):
-    """``nb`` without the plain code cells after its last test cell, as a student may hand it in.
-
-    What the gates read (each test cell's points, and the messages and causes of failing
-    graded cells) is settled before those cells run: a cell cannot change a test that ran
-    before it, and messages are read from graded cells only. They are the notebooks' long
-    experiments (04's learning curves are most of its run), so ``gates_class`` grades every
-    submission without them, plus one whole bug per assignment to show nothing changed. Cells
-    with nbgrader metadata (answers, locked cells, written answers) are kept.
-    """
-    from grader.course.submissions import is_autograded_test, nbgrader_meta
-
-    tests = [i for i, c in enumerate(nb.cells) if is_autograded_test(c)]
-    if not tests:
-        return nb
-    out = copy.deepcopy(nb)
-    out.cells = [c for i, c in enumerate(nb.cells) if i <= tests[-1] or c.cell_type != "code"
-                 or nbgrader_meta(c)]
-    return out
 
 
 @pytest.fixture(scope="session")

@@ -236,7 +236,7 @@ def user_clone():
         shutil.rmtree(share, ignore_errors=True)
     stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     venv_stamp = repo / ".venv" / "dlgrade-stamp"
-    if not venv_stamp.is_file() or venv_stamp.read_text() != stamp:
+    if not venv_stamp.is_file() or venv_stamp.read_text().strip() != stamp:
         made = _run_as(USER, f"rm -rf .venv && {python} -m venv .venv && .venv/bin/pip install "
                        f"-q -e '.[test]' && echo {stamp} > .venv/dlgrade-stamp", cwd=str(repo))
         if made.returncode != 0:

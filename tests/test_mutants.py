@@ -228,9 +228,10 @@ def test_alternative_outcome_needs_full_marks_everywhere():
 
 
 def test_trimming_changes_no_grade(gates_class):
-    """The gates grade submissions without their trailing experiments (conftest's
-    ``without_trailing_experiments``); one bug per assignment is also graded whole: the same
-    points in every test cell, the same messages and named causes."""
+    """The gates grade submissions without their trailing experiments
+    (``grader.course.submissions.without_trailing_experiments``); one bug per assignment is
+    also graded whole: the same points in every test cell, the same messages and named
+    causes."""
     twins = [(a, s[len(UNTRIMMED):]) for (a, s) in gates_class.results if s.startswith(UNTRIMMED)]
     assert {a for a, _ in twins} == set(ASSIGNMENTS)
     for assignment, bug in twins:
@@ -241,15 +242,16 @@ def test_trimming_changes_no_grade(gates_class):
         assert gates_class.causes[trimmed] == gates_class.causes[whole], bug
 
 
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_trimming_drops_only_plain_code_cells_after_the_last_test(assignment):
     import nbformat
 
     from grader.course.release import release_notebook
-    from grader.course.submissions import is_autograded_test, nbgrader_meta
-
-    from .conftest import without_trailing_experiments
+    from grader.course.submissions import (
+        is_autograded_test,
+        nbgrader_meta,
+        without_trailing_experiments,
+    )
 
     nb = nbformat.read(release_notebook(ROOT, assignment), as_version=4)
     before = len(nb.cells)

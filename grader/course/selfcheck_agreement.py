@@ -25,6 +25,7 @@ from grader.course.submissions import (
     mutate,
     nbgrader_meta,
     reference_answers,
+    without_trailing_experiments,
 )
 from grader.engine.configuration import CELL_TIMEOUT
 from grader.selfcheck import execute, is_graded_test, verdicts
@@ -34,8 +35,10 @@ def agreement(root: str | Path, assignment: str, mutants: list[str] | None = Non
     """Instructor check: does the self-check fail exactly where the grader does?
 
     For the solution, the untouched stub and each declared mutant (or those named), run
-    the notebook once and compare three sets of failed test cells: the declared ones (none,
-    all, ``caught_by``), :mod:`grader.selfcheck`'s verdicts, and nbgrader's own rule
+    the notebook once, without the plain code cells after its last test (they cannot change a
+    test: :func:`~grader.course.submissions.without_trailing_experiments`), and compare three
+    sets of failed test cells: the declared ones (none, all, ``caught_by``),
+    :mod:`grader.selfcheck`'s verdicts, and nbgrader's own rule
     (``nbgrader.utils.determine_grade``, what Validate applies to the executed cells).
     """
     from nbgrader.utils import determine_grade
@@ -50,7 +53,9 @@ def agreement(root: str | Path, assignment: str, mutants: list[str] | None = Non
                  for m in declared if mutants is None or m.name in mutants]
     rows = []
     for name, nb, declared in variants:
-        executed = execute(nb, release_notebook(root, assignment).parent, timeout=CELL_TIMEOUT)
+        # the failed test cells are settled before the closing experiments run: skip them
+        executed = execute(without_trailing_experiments(nb),
+                           release_notebook(root, assignment).parent, timeout=CELL_TIMEOUT)
         ours = {r.grade_id for r in verdicts(executed) if not r.passed}
         theirs = set()
         for cell in executed.cells:

@@ -116,6 +116,23 @@ def autograded_test_points(nb: NotebookNode) -> dict[str, float]:
     }
 
 
+def without_trailing_experiments(nb: NotebookNode) -> NotebookNode:
+    """``nb`` without the plain code cells after its last autograded test cell.
+
+    Each test cell's points, and the messages of failing graded cells, are settled before those
+    cells run (a cell cannot change a test that ran before it), and they carry no nbgrader
+    metadata, so a student may delete them: checks that read only test results (the gates in
+    ``tests/``, :mod:`grader.course.selfcheck_agreement`) skip the notebooks' long closing
+    experiments. Cells with nbgrader metadata (answers, locked or written cells) are kept.
+    """
+    tests = [i for i, c in enumerate(nb.cells) if is_autograded_test(c)]
+    out = nbformat.from_dict(nb)  # deep copy
+    if tests:
+        out.cells = [c for i, c in enumerate(out.cells)
+                     if i <= tests[-1] or c.cell_type != "code" or nbgrader_meta(c)]
+    return out
+
+
 def fill(release_nb: NotebookNode, answers: Mapping[str, str]) -> NotebookNode:
     """A copy of the release notebook with the given answer cells replaced."""
     nb = nbformat.from_dict(release_nb)  # deep copy
