@@ -83,14 +83,20 @@ ATTACKS = {
     "leaves_process": ("solution", (
         "import subprocess\n"
         "subprocess.Popen(['sleep', '7771'], start_new_session=True)\n" + GOOD["double"])),
+    # three children each fill 450 MB, say so and hold it for 3 s: at 2.5 s, how many have
+    # their 450 MB *and are still alive*? (The tree's OOM killer may kill one that already
+    # finished, letting the next one finish: finishing is not holding.)
     "tree_memory": ("solution", (
         "import os, time\n_r, _w = os.pipe()\n_kids = []\n"
-        "for _ in range(3):\n    _pid = os.fork()\n    if _pid == 0:\n"
-        "        _hog = bytearray(450 * 2**20); os.write(_w, b'x'); time.sleep(3); os._exit(0)\n"
+        "for _i in range(3):\n    _pid = os.fork()\n    if _pid == 0:\n"
+        "        _hog = bytearray(450 * 2**20); os.write(_w, bytes([_i])); time.sleep(3)\n"
+        "        os._exit(0)\n"
         "    _kids.append(_pid)\n"
         "time.sleep(2.5)\nos.set_blocking(_r, False)\n"
-        "try:\n    _n = len(os.read(_r, 10))\nexcept BlockingIOError:\n    _n = 0\n"
-        "_found = {'held_at_once': _n}\n" + REPORT + GOOD["double"])),
+        "try:\n    _done = set(os.read(_r, 10))\nexcept BlockingIOError:\n    _done = set()\n"
+        "_alive = {_i for _i, _pid in enumerate(_kids) if os.waitpid(_pid, os.WNOHANG) == (0, 0)}\n"
+        "_found = {'held_at_once': len(_done & _alive), 'finished': len(_done)}\n"
+        + REPORT + GOOD["double"])),
     "escape": ("solution", (
         "import ctypes, os\n_libc = ctypes.CDLL(None, use_errno=True)\n_found = {}\n"
         "_found['new_userns'] = _libc.unshare(0x10000000) == 0\n"
