@@ -142,17 +142,16 @@ def gates_class(request):
 
 
 def gates_cost(results: dict) -> str:
-    """Where the gates' time goes: per assignment, the notebooks and the seconds their workers
-    spent (fork to reap), and the slowest notebooks."""
+    """Where the gates' time goes (``results``: the class grader's outcomes): per assignment,
+    the notebooks and the seconds their workers spent (fork to reap), and the slowest ones."""
     lines = ["gates_class: worker seconds per assignment (fork to reap; cells alone)"]
     for a in ASSIGNMENTS:
         mine = [o for (b, _), o in results.items() if b == a]
         lines.append(f"  {a:24s} {len(mine):3d} notebooks "
-                     f"{sum(getattr(o, 'worker_seconds', 0.0) for o in mine):7.1f} s "
-                     f"({sum(getattr(o, 'cell_seconds', 0.0) for o in mine):.1f} s)")
-    slow = sorted(results.items(), key=lambda kv: -getattr(kv[1], "worker_seconds", 0.0))[:10]
-    lines += [f"  slowest: {a} {s} {getattr(o, 'worker_seconds', 0.0):.1f} s"
-              for (a, s), o in slow]
+                     f"{sum(o.worker_seconds for o in mine):7.1f} s "
+                     f"({sum(o.cell_seconds for o in mine):.1f} s)")
+    slow = sorted(results.items(), key=lambda kv: -kv[1].worker_seconds)[:10]
+    lines += [f"  slowest: {a} {s} {o.worker_seconds:.1f} s" for (a, s), o in slow]
     return "\n".join(lines)
 
 

@@ -240,29 +240,3 @@ def test_trimming_changes_no_grade(gates_class):
         assert gates_class.messages[whole], bug  # the bug fails some test cell
         assert gates_class.messages[trimmed] == gates_class.messages[whole], bug
         assert gates_class.causes[trimmed] == gates_class.causes[whole], bug
-
-
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_trimming_drops_only_plain_code_cells_after_the_last_test(assignment):
-    import nbformat
-
-    from grader.course.release import release_notebook
-    from grader.course.submissions import (
-        is_autograded_test,
-        nbgrader_meta,
-        without_trailing_experiments,
-    )
-
-    nb = nbformat.read(release_notebook(ROOT, assignment), as_version=4)
-    before = len(nb.cells)
-    kept, dropped, k = without_trailing_experiments(nb).cells, [], 0
-    for i, cell in enumerate(nb.cells):  # the kept cells are the notebook's, in order
-        if k < len(kept) and kept[k] == cell:
-            k += 1
-        else:
-            dropped.append(i)
-    assert k == len(kept) and len(nb.cells) == before  # a subsequence; nb itself unchanged
-    last_test = max(i for i, c in enumerate(nb.cells) if is_autograded_test(c))
-    assert dropped, "nothing trimmed: the gates would pay for every experiment"
-    assert all(i > last_test and nb.cells[i].cell_type == "code"
-               and not nbgrader_meta(nb.cells[i]) for i in dropped), dropped

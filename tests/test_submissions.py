@@ -4,19 +4,25 @@ import pytest
 
 from grader.course.authoring import answer, markdown, notebook, written_answer
 from grader.course.authoring import tests as grade_cell
+from grader.course.release import release_notebook
 from grader.course.submissions import (
     Mutant,
     answer_cell_ids,
     autograded_test_points,
     fill,
     half_done_answers,
+    is_autograded_test,
     load_definition_bugs,
     load_mutants,
     make_noisy,
     mutate,
+    nbgrader_meta,
     reference_answers,
     strip_solution_markers,
+    without_trailing_experiments,
 )
+
+from .conftest import ASSIGNMENTS, ROOT
 
 SOURCE = notebook(
     [
@@ -142,3 +148,20 @@ def test_definition_bugs_have_unique_names(tmp_path):
     corpus.write_text('[[bug]]\nname = "b"\ntarget = "f"\nsource = "def f(x): pass"\n' * 2)
     with pytest.raises(ValueError, match="two bugs are called 'b'"):
         load_definition_bugs(corpus, {"f": "def f(x):\n    return x"})
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_trimming_drops_only_plain_code_cells_after_the_last_test(assignment):
+    nb = nbformat.read(release_notebook(ROOT, assignment), as_version=4)
+    before = len(nb.cells)
+    kept, dropped, k = without_trailing_experiments(nb).cells, [], 0
+    for i, cell in enumerate(nb.cells):  # the kept cells are the notebook's, in order
+        if k < len(kept) and kept[k] == cell:
+            k += 1
+        else:
+            dropped.append(i)
+    assert k == len(kept) and len(nb.cells) == before  # a subsequence; nb itself unchanged
+    last_test = max(i for i, c in enumerate(nb.cells) if is_autograded_test(c))
+    assert dropped, "nothing trimmed: the gates would pay for every experiment"
+    assert all(i > last_test and nb.cells[i].cell_type == "code"
+               and not nbgrader_meta(nb.cells[i]) for i in dropped), dropped
