@@ -181,6 +181,26 @@ def walk(rng):
     return out
 
 
+def sgd_slices(model, g):
+    model.W[...] -= g  # the model's own array, changed in place
+
+
+def decay_through_a_name(layer, lam):
+    dW = layer.dW
+    dW += 2 * lam * layer.W  # layer.dW itself, in one process
+    layer.step(0.5)  # the layer's step must see the new dW
+
+
+def stale_copy(model):
+    old = model.W
+    model.W = np.zeros(2)
+    old[...] = 7.0  # no longer the model's array: the model keeps its zeros
+
+
+def write_back(token, value):
+    EP._send({"k": "w", "t": token}, EP._pack(value))
+
+
 def _last_seq():
     return LAST["s"]
 
@@ -332,6 +352,45 @@ def test_inputs_unchanged_and_identity_across_the_boundary(judge):
                             "_out = assert_inputs_unchanged(relu_inplace, _x)\n")
     judge.run_test_cell("_x = np.array([-1.0, 2.0])\n"
                         "assert relu_inplace(_x) is _x and _x[0] == 0.0\n")
+
+
+IN_PLACE_CELL = """
+class _Layer:
+    def __init__(self):
+        self.W, self.dW, self.seen = np.array([1.0, 2.0]), np.array([0.5, 0.5]), None
+
+    def step(self, lr):
+        self.seen = np.array(self.dW)
+
+
+_l = _Layer()
+sgd_slices(_l, np.array([1.0, 1.0]))
+decay_through_a_name(_l, 0.25)
+assert_close(_l.W, np.array([0.0, 1.0]), "W after sgd_slices")
+assert_close(_l.seen, np.array([0.5, 1.0]), "dW seen by step")
+assert_close(_l.dW, np.array([0.5, 1.0]), "dW after decay_through_a_name")
+_m = _Layer()
+stale_copy(_m)
+assert_close(_m.W, np.zeros(2), "W after stale_copy")
+"""
+
+
+def test_in_place_changes_to_an_attribute_array_reach_the_test_object(judge):
+    """Student code that changes a test object's array in place (``model.W[...] -= g``, or
+    through a local name) changes the object, before the object's own method runs; a copy of
+    an array the attribute no longer holds changes nothing: as in one process."""
+    local = _local()
+    exec(compile("from grader.checks import assert_close\n" + IN_PLACE_CELL, "<local>",
+                 "exec"), local)  # the cell's meaning in one process
+    judge.run_test_cell(IN_PLACE_CELL)
+    assert np.array_equal(judge.ns["_l"].seen, local["_l"].seen)
+
+
+@pytest.mark.parametrize("token, value", [(10**6, np.zeros(2)), ("1", np.zeros(2)), (1, 5.0)])
+def test_malformed_write_backs_fail_closed(judge, token, value):
+    with pytest.raises(ProtocolError):
+        judge.run_test_cell(f"write_back({token!r}, np.asarray({value.tolist()!r}))\n" if
+                            isinstance(value, np.ndarray) else f"write_back({token!r}, 5.0)")
 
 
 def test_the_callers_errstate_holds_in_the_call(judge):

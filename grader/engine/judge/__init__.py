@@ -6,6 +6,8 @@
 * :mod:`grader.engine.judge.rpc`: the re-entrant request/response :class:`Endpoint`
   (:mod:`grader.engine.judge.handles`: the table of lent objects).
 * :mod:`grader.engine.judge.proxy`: ``Remote`` / ``JudgeObject`` and what the judge may lend.
+* :mod:`grader.engine.judge.inplace`: in-place changes to arrays (a call's arguments, a judge
+  object's attributes) reach their owner, as in one process.
 * :mod:`grader.engine.judge.runner`: :class:`Judge` (runs test cells) and :func:`serve_student`.
 
 Wiring (two processes joined by ``socket.socketpair()``)::

@@ -13,7 +13,11 @@ as a fresh exception of a class from :data:`SAFE_ERRORS`, else :class:`StudentEr
 
 Arrays of a call are copies on the serving side: each one changed in place is sent back and
 written into the caller's own array (``arr[...] = new``); a result that *is* an argument comes
-back as a reference to it, so the caller gets its own object.
+back as a reference to it, so the caller gets its own object. An array the student side reads as an
+attribute of a judge object is a copy too; changed in place, it is written back into the
+attribute's array before the student side's next message (:mod:`grader.engine.judge.inplace`:
+``"w"`` frames). The judge's own reads stay copies (tests assign attributes, never change them
+in place).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from grader.engine.judge.base import (
 )
 from grader.engine.judge.codec import Packed, pack, unpack, unpack_arrays
 from grader.engine.judge.handles import HandleTable
+from grader.engine.judge.inplace import LentArrays, WatchedCopies, changed_arguments
 from grader.engine.judge.message import parse_header
 
 MAGIC = b"DLJ1"
@@ -66,18 +71,6 @@ def _fp_state(fp: object) -> dict[str, str]:
     return {k: fp[k] for k in _FP_KEYS if fp.get(k) in _FP_MODES}
 
 
-def _changed(arrays: list[np.ndarray], metas: list, blob) -> dict[int, np.ndarray]:
-    """The arrays of a request that the call changed in place (compared with their bytes)."""
-    out = {}
-    for k, (a, (dt, shape, offset, nbytes, _)) in enumerate(zip(arrays, metas, strict=True)):
-        if a.dtype.str != dt or list(a.shape) != shape:
-            out[k] = a.copy()  # by value, not as a reference to the argument
-        elif nbytes and not np.array_equal(np.frombuffer(blob, np.uint8, nbytes, offset),
-                                           a.reshape(-1).view(np.uint8)):
-            out[k] = a.copy()  # by value, not as a reference to the argument
-    return out
-
-
 class Endpoint:
     def __init__(self, conn, table: HandleTable, proxy: type, *,
                  lookup: Callable[[str], tuple] | None = None, limits: Limits = DEFAULT_LIMITS):
@@ -91,6 +84,8 @@ class Endpoint:
         self.broken: str | None = None
         self.in_session = False  # the student side: between a test cell's start and end
         self.report_all = False  # see _serve
+        self.lent, self.watched = LentArrays(), WatchedCopies()  # arrays of attributes
+        self.write_back_reads = False  # the student side: see the module's docstring
 
     # -------------------------------------------------------------- frames
     def _poison(self, why: str) -> ProtocolError:
@@ -103,6 +98,9 @@ class Endpoint:
 
     def _send(self, header: dict, packed: Packed | None = None) -> None:
         self.check()
+        if header.get("k") != "w":  # the peer sees this side's in-place changes first
+            for token, array in self.watched.changed():
+                self._send({"k": "w", "t": token}, self._pack(array))
         if self._released:
             header["rel"], self._released = self._released, []
         if packed is not None:
@@ -132,6 +130,17 @@ class Endpoint:
         return buf
 
     def _recv(self) -> tuple[dict, list[np.ndarray], bytearray]:
+        """The next frame that is not a write-back (those are applied on the way)."""
+        while True:
+            header, arrays, blob = self._recv_frame()
+            if header.get("k") != "w":
+                return header, arrays, blob
+            try:
+                self.lent.write_back(header.get("t"), self._unpack(header, arrays))
+            except ProtocolError as exc:
+                raise self._poison(str(exc)) from None
+
+    def _recv_frame(self) -> tuple[dict, list[np.ndarray], bytearray]:
         self.check()
         try:
             prefix = self._read(PREFIX)
@@ -211,6 +220,8 @@ class Endpoint:
         reply = self._unpack(header, arrays, argrefs=packed.arrays)
         if type(reply) is not tuple or len(reply) != 2:
             raise self._poison("malformed reply")
+        if op == "getattr" and "wt" in header and self.write_back_reads:
+            self.watched.watch(header["wt"], reply[0])
         self._write_back(packed.arrays, reply[1])
         return reply[0]
 
@@ -252,9 +263,13 @@ class Endpoint:
                 self._serve(header, arrays, blob)
         finally:
             self.in_session = False
+            self.lent.clear()
+            self.watched.clear()
 
     def end_session(self) -> None:
         self._send({"k": "end"})
+        self.lent.clear()
+        self.watched.clear()
 
     # -------------------------------------------------------------- serving
     def _serve(self, header: dict, arrays: list, blob) -> None:
@@ -263,9 +278,13 @@ class Endpoint:
             value = self._unpack(header, arrays)
             with np.errstate(**_fp_state(header.get("fp"))):
                 result = self._perform(op, header.get("h"), header.get("n"), value)
-            changed = _changed(arrays, header.get("a", []), blob) if op == "call" else {}
+            changed = changed_arguments(arrays, header.get("a", []), blob) if op == "call" else {}
             packed = self._pack((result, changed),
                                 alias={id(a): k for k, a in enumerate(arrays)})
+            reply = {"k": "r", "s": seq}
+            if op == "getattr" and type(result) is np.ndarray:
+                reply["wt"] = self.lent.issue(self.table.get(header.get("h")), header.get("n"),
+                                              result)
         except ProtocolError as exc:
             if not isinstance(exc, Refused):
                 raise
@@ -282,7 +301,7 @@ class Endpoint:
             # the student side: SystemExit, a cell timeout in student code... fail the call
             self._send({"k": "e", "s": seq, "en": type(exc).__name__, "em": text_of(exc)})
         else:
-            self._send({"k": "r", "s": seq}, packed)
+            self._send(reply, packed)
 
     def _perform(self, op: object, h: object, name: object, value: object) -> object:
         if op == "lookup":

@@ -54,6 +54,7 @@ def judge_endpoint(conn, limits: Limits = DEFAULT_LIMITS) -> Endpoint:
 def student_endpoint(conn, limits: Limits = DEFAULT_LIMITS) -> Endpoint:
     ep = Endpoint(conn, HandleTable(), JudgeObject, limits=limits)
     ep.report_all = True  # SystemExit or a timeout in student code fails the judge's call
+    ep.write_back_reads = True  # model.W[...] -= g changes the judge's model, as in one process
     return ep
 
 
