@@ -197,7 +197,8 @@ def stale_copy(model):
     old[...] = 7.0  # no longer the model's array: the model keeps its zeros
 
 
-def write_back(token, value):
+def write_back(obj, token, value):
+    obj.W  # the judge gives this array attribute token 1
     EP._send({"k": "w", "t": token}, EP._pack(value))
 
 
@@ -386,11 +387,22 @@ def test_in_place_changes_to_an_attribute_array_reach_the_test_object(judge):
     assert np.array_equal(judge.ns["_l"].seen, local["_l"].seen)
 
 
-@pytest.mark.parametrize("token, value", [(10**6, np.zeros(2)), ("1", np.zeros(2)), (1, 5.0)])
+@pytest.mark.parametrize("token, value", [("10**6", "np.ones(2)"), ("'1'", "np.ones(2)"),
+                                          ("1", "5.0")])
 def test_malformed_write_backs_fail_closed(judge, token, value):
+    """An unknown token, a token that is not an int, a value that is not an array."""
+    cell = ("class _O:\n    pass\n_o = _O()\n_o.W = np.zeros(2)\n"
+            f"write_back(_o, {token}, {value})\n")
     with pytest.raises(ProtocolError):
-        judge.run_test_cell(f"write_back({token!r}, np.asarray({value.tolist()!r}))\n" if
-                            isinstance(value, np.ndarray) else f"write_back({token!r}, 5.0)")
+        judge.run_test_cell(cell)
+    with pytest.raises(ProtocolError):  # and nothing after it passes
+        judge.run_test_cell("_v = 1")
+
+
+def test_a_well_formed_write_back_is_applied(judge):
+    """The control for the test above: the same frame with token 1 and an array goes through."""
+    judge.run_test_cell("class _O:\n    pass\n_o = _O()\n_o.W = np.zeros(2)\n"
+                        "write_back(_o, 1, np.ones(2))\nassert_close(_o.W, np.ones(2))\n")
 
 
 def test_the_callers_errstate_holds_in_the_call(judge):

@@ -34,16 +34,19 @@ import numpy as np
 from grader.engine.judge.base import ProtocolError
 
 
+def _differs(array: np.ndarray, dtype: str, shape: list, raw) -> bool:
+    """Whether ``array`` is no longer ``dtype``, ``shape`` and the bytes ``raw``."""
+    return array.dtype.str != dtype or list(array.shape) != shape or not np.array_equal(
+        np.frombuffer(raw, np.uint8), array.reshape(-1).view(np.uint8))
+
+
 def changed_arguments(arrays: list[np.ndarray], metas: list, blob) -> dict[int, np.ndarray]:
-    """The arrays of a request that the call changed in place (compared with their bytes)."""
-    out = {}
-    for k, (a, (dt, shape, offset, nbytes, _)) in enumerate(zip(arrays, metas, strict=True)):
-        if a.dtype.str != dt or list(a.shape) != shape:
-            out[k] = a.copy()  # by value, not as a reference to the argument
-        elif nbytes and not np.array_equal(np.frombuffer(blob, np.uint8, nbytes, offset),
-                                           a.reshape(-1).view(np.uint8)):
-            out[k] = a.copy()  # by value, not as a reference to the argument
-    return out
+    """The arrays of a request that the call changed in place, by value (not as references to
+    the arguments), keyed by their index in the request."""
+    raw = memoryview(blob)
+    return {k: a.copy() for k, (a, (dt, shape, offset, nbytes, _))
+            in enumerate(zip(arrays, metas, strict=True))
+            if _differs(a, dt, shape, raw[offset:offset + nbytes])}
 
 
 class LentArrays:
@@ -84,6 +87,10 @@ class LentArrays:
         self._tokens.clear()
 
 
+def _seen(array: np.ndarray) -> tuple[str, list, bytes]:
+    return array.dtype.str, list(array.shape), array.tobytes()
+
+
 def _only_ours() -> int:
     """What ``sys.getrefcount`` reads in :meth:`WatchedCopies.changed` for a copy no one else
     holds (measured the same way, so it holds on any CPython)."""
@@ -99,11 +106,11 @@ class WatchedCopies:
     """Copies of the peer's array attributes this side received, to send back when changed."""
 
     def __init__(self):
-        self._watched: list[list] = []  # [token, the copy, its bytes when last seen]
+        self._watched: list[list] = []  # [token, the copy, (dtype, shape, bytes) last seen]
 
     def watch(self, token: object, array: object) -> None:
         if type(token) is int and type(array) is np.ndarray:
-            self._watched.append([token, array, array.copy()])
+            self._watched.append([token, array, _seen(array)])
 
     def changed(self) -> list[tuple[int, np.ndarray]]:
         """``[(token, array)]`` changed since last seen; copies only this list holds are then
@@ -111,10 +118,9 @@ class WatchedCopies:
         out, keep = [], []
         for entry in self._watched:
             token, array, seen = entry
-            if array.shape != seen.shape or array.dtype != seen.dtype or not np.array_equal(
-                    array.reshape(-1).view(np.uint8), seen.reshape(-1).view(np.uint8)):
+            if _differs(array, *seen):
                 out.append((token, array.copy()))
-                entry[2] = array.copy()
+                entry[2] = _seen(array)
             if sys.getrefcount(array) > _ONLY_OURS:
                 keep.append(entry)
         self._watched = keep
