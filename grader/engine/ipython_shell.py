@@ -144,7 +144,28 @@ def make_shell():
     shell.display_trap.hook = shell.displayhook
     shell._dl_outputs = []
     shell._dl_rich_budget = [0]
+    _no_redundant_draw(shell)
     return shell
+
+
+def _no_redundant_draw(shell) -> None:
+    """Draw each figure once per cell, not twice.
+
+    pyplot hooks ``draw_all`` onto IPython's ``post_execute`` (registered with the first
+    figure or ``%matplotlib inline``), and it runs before the inline backend's
+    ``flush_figures``, which draws every figure again to make its PNG and closes it: the first
+    draw is thrown away (a third to a half of a figure's cost). Installing pyplot's hook now and
+    taking it off leaves pyplot believing it is installed, so it is not added again; the PNGs
+    are the same bytes (``tests/test_ipython_shell.py``).
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    plt.install_repl_displayhook()
+    for callback in list(shell.events.callbacks["post_execute"]):
+        if getattr(callback, "__module__", "") == "matplotlib.pyplot":
+            shell.events.unregister("post_execute", callback)
 
 
 def _shell_class():
