@@ -255,3 +255,30 @@ def _with_backend(backend):
         self.backend = backend
 
     return init
+
+
+def test_canaries_skip_the_closing_experiments_a_student_runs_them(course, monkeypatch):
+    """A plain code cell after the last test cannot change a score: the canaries leave it out
+    (here it would kill their process), a student's notebook still runs it."""
+    from grader.engine import backends
+
+    closing = "import os\nos._exit(3)  # a closing experiment that kills its process"
+    for path in (course / "solutions" / A / f"{A}.ipynb",
+                 course / "submitted" / "ada" / A / f"{A}.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(closing))
+        nbformat.write(nb, path)
+    jobs = {}
+
+    class Recording(backends.InlineBackend):
+        def submit(self, job, worker=None):
+            jobs[job.key] = job
+            return super().submit(job)
+
+    monkeypatch.setattr(ClassGrader, "__init__", _with_backend(Recording()))
+    out, ran, cached = grade(course)
+    assert (out.score, ran, cached) == (FULL, CANARIES, 0), out
+    canary_sources = [src for key, job in jobs.items() if key.startswith("canary/")
+                      for src in job.cells.values()]
+    assert canary_sources and closing not in canary_sources
+    assert closing in jobs[f"ada/{A}/{A}"].cells.values()

@@ -17,6 +17,12 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from grader.engine.graded_cells import (  # noqa: F401 - part of this module's API
+    is_autograded_test,
+    nbgrader_meta,
+    without_trailing_experiments,
+)
+
 BEGIN_SOLUTION, END_SOLUTION = "BEGIN SOLUTION", "END SOLUTION"
 
 
@@ -39,18 +45,9 @@ class Mutant:
     diagnosis: str | None = None
 
 
-def nbgrader_meta(cell: NotebookNode) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def is_answer_cell(cell: NotebookNode) -> bool:
     """A cell the student writes in (nbgrader ``solution: true``)."""
     return bool(nbgrader_meta(cell).get("solution"))
-
-
-def is_autograded_test(cell: NotebookNode) -> bool:
-    meta = nbgrader_meta(cell)
-    return bool(meta.get("grade")) and not meta.get("solution") and cell.cell_type == "code"
 
 
 def strip_solution_markers(source: str) -> str:
@@ -114,23 +111,6 @@ def autograded_test_points(nb: NotebookNode) -> dict[str, float]:
         for c in nb.cells
         if is_autograded_test(c)
     }
-
-
-def without_trailing_experiments(nb: NotebookNode) -> NotebookNode:
-    """``nb`` without the plain code cells after its last autograded test cell.
-
-    Each test cell's points, and the messages of failing graded cells, are settled before those
-    cells run (a cell cannot change a test that ran before it), and they carry no nbgrader
-    metadata, so a student may delete them: checks that read only test results (the gates in
-    ``tests/``, :mod:`grader.course.selfcheck_agreement`) skip the notebooks' long closing
-    experiments. Cells with nbgrader metadata (answers, locked or written cells) are kept.
-    """
-    tests = [i for i, c in enumerate(nb.cells) if is_autograded_test(c)]
-    out = nbformat.from_dict(nb)  # deep copy
-    if tests:
-        out.cells = [c for i, c in enumerate(out.cells)
-                     if i <= tests[-1] or c.cell_type != "code" or nbgrader_meta(c)]
-    return out
 
 
 def fill(release_nb: NotebookNode, answers: Mapping[str, str]) -> NotebookNode:

@@ -7,6 +7,9 @@ post-processed by nbgrader, cells scored by nbgrader's own ``determine_grade``):
 * the **untouched release** notebook must score 0 on every autograded cell;
 * the **reference solution** (the source notebook, hidden tests included) must score full.
 
+Both without their closing experiments (the code cells after the last test, which cannot change
+a score: :mod:`grader.engine.graded_cells`); a student's notebook always runs in full.
+
 They run once per assignment and **environment** (:mod:`grader.engine.environment`: host,
 kernel, Python and packages, the grader's code, the sandbox mode), as ordinary jobs alongside the
 first students (:mod:`grader.engine.dispatch`), and are remembered across runs
@@ -33,6 +36,7 @@ import nbformat
 
 from grader.engine import environment
 from grader.engine.canary_cache import CACHE_DIR, CanaryCache
+from grader.engine.graded_cells import without_trailing_experiments
 from grader.engine.intake import sha256, source_files
 
 STUB, SOLUTION = "stub", "solution"
@@ -80,8 +84,9 @@ class Canaries:
             for nb_id in g.ensure_assignment(assignment):
                 for kind, nb in ((STUB, g.release_notebook(assignment, nb_id)),
                                  (SOLUTION, g.source_notebook(assignment, nb_id))):
+                    # only scores are read: the closing experiments cannot change one
                     sanitized, res, _ = g.sanitize("canary", assignment, nb_id,
-                                                   copy.deepcopy(nb))
+                                                   without_trailing_experiments(nb))
                     # the key names the content: a verdict never outlives it
                     digest = hashlib.sha256(nbformat.writes(sanitized).encode()).hexdigest()
                     key = f"canary/{assignment}/{nb_id}/{kind}/{digest}"
