@@ -160,7 +160,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 def _say_forced(grader, args: argparse.Namespace) -> None:
     """Say so when this run goes on with a --force run that was interrupted."""
-    from grader.engine.gradebook_writer import forced
+    from grader.engine.ledger import forced
 
     if args.force:
         return

@@ -22,6 +22,7 @@ blamed on the student's code. Re-running skips what is already up to date.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import time
@@ -31,7 +32,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from grader.engine import gradebook_writer as record
-from grader.engine import intake
+from grader.engine import intake, ledger
 from grader.engine.backends import make_backend
 from grader.engine.canary import Canaries, CanaryFailure
 from grader.engine.gradebook_writer import Outcome
@@ -186,32 +187,42 @@ class ClassGrader:
 
     # -- the run -------------------------------------------------------------
     def _prepared(self, assignments: list[str], outcomes: list[Outcome]):
-        """Yield every submission that needs grading, prepared; report the others."""
-        for assignment in assignments:
-            try:
-                notebook_ids = self.ensure_assignment(assignment)
-            except GradingError as exc:
-                outcomes += [Outcome(s, assignment, "failed", reason=str(exc))
-                             for s in self.submissions(assignment)]
-                continue
-            for student in self.submissions(assignment):
-                started = time.process_time()  # the coordinator's CPU, shared with workers
+        """Yield every submission that needs grading, prepared (the longest first); report
+        the others."""
+        pairs = [(a, s) for a in assignments for s in self.submissions(a)]
+        notebooks: dict[str, list[str] | None] = {}
+        for assignment, student in ledger.longest_first(self, pairs):
+            if assignment not in notebooks:
                 try:
-                    prep = self.prepare(student, assignment, notebook_ids)
-                    prep.seconds = time.process_time() - started
+                    notebooks[assignment] = self.ensure_assignment(assignment)
                 except GradingError as exc:
-                    outcomes.append(Outcome(student, assignment, "invalid", reason=str(exc)))
-                    continue
-                except Exception as exc:  # noqa: BLE001 - one bad submission never stops all
-                    outcomes.append(Outcome(student, assignment, "failed",
-                                            reason=f"could not prepare: {exc!r}"))
-                    continue
-                done = None if self.force else record.up_to_date(
-                    self, prep, self.forced.get(assignment))
-                if done is not None:
-                    outcomes.append(done)
-                else:
-                    yield prep
+                    notebooks[assignment] = None
+                    outcomes += [Outcome(s, assignment, "failed", reason=str(exc))
+                                 for s in self.submissions(assignment)]
+            notebook_ids = notebooks[assignment]
+            if notebook_ids is None:
+                continue
+            started = time.process_time()  # the coordinator's CPU, shared with workers
+            try:
+                prep = self.prepare(student, assignment, notebook_ids)
+                prep.seconds = time.process_time() - started
+            except GradingError as exc:
+                outcomes.append(Outcome(student, assignment, "invalid", reason=str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one bad submission never stops all
+                outcomes.append(Outcome(student, assignment, "failed",
+                                        reason=f"could not prepare: {exc!r}"))
+                continue
+            done = None if self.force else record.up_to_date(
+                self, prep, self.forced.get(assignment))
+            if done is not None:
+                outcomes.append(done)
+            else:
+                yield prep
+        for assignment in assignments:  # none submitted: its release is still kept up to date
+            if assignment not in notebooks:
+                with contextlib.suppress(GradingError):
+                    self.ensure_assignment(assignment)
 
     def grade(self, assignments: list[str] | None = None) -> list[Outcome]:
         """Grade every submission of ``assignments`` (default: all submitted ones).
@@ -228,10 +239,10 @@ class ClassGrader:
             raise Refused(refusal())  # (Dask workers each refuse for themselves)
         self.backend.warm()  # workers start while the first submissions are prepared
         assignments = assignments or self.assignments()
-        self.forced = record.forced(self)  # an interrupted --force run goes on forcing
+        self.forced = ledger.forced(self)  # an interrupted --force run goes on forcing
         if self.force:
             self.forced.update(dict.fromkeys(assignments, time.time()))
-            record.write_forced(self, self.forced)
+            ledger.write_forced(self, self.forced)
         run = Run(self, assignments)
         finished = False
         try:
@@ -248,7 +259,7 @@ class ClassGrader:
             self.backend.close()
         if finished:  # a forced assignment is done once none of it failed
             failed = {o.assignment for o in run.outcomes if o.status == "failed"}
-            record.write_forced(self, {a: t for a, t in self.forced.items()
+            ledger.write_forced(self, {a: t for a, t in self.forced.items()
                                        if a not in assignments or a in failed})
         return sorted(run.outcomes, key=lambda o: (o.assignment, o.student))
 

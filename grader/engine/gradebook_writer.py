@@ -4,29 +4,25 @@ The coordinator is the only writer. **Fail closed**: a code cell counts as run o
 positive evidence (the worker saw it finish); a cell that raised gets an ``error`` output even
 when none was recorded; a cell that never ran gets one saying why. Then nbgrader's own grading
 preprocessors (stderr guard, output limits, SaveAutoGrades, late penalties) decide the points,
-and the new ``autograded/`` folder replaces the old one in one rename. The private ledger (the
-fingerprint that lets a re-run skip what is up to date) lives in ``.dlgrader/ledger/``, outside
-every folder nbgrader copies to students.
+and the new ``autograded/`` folder replaces the old one in one rename. The private ledger (what lets
+a re-run skip what is up to date) is :mod:`grader.engine.ledger`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
 from grader.engine.intake import NBGRADER_FILES, Prepared
+from grader.engine.ledger import read_ledger, write_ledger
 from grader.engine.nbgrader_api import CellScores
 
-LEDGER_DIR = ".dlgrader/ledger"
-FORCED = ".dlgrader/forced.json"  # assignment -> when a --force run of it started (epoch)
 TIMINGS = {  # Outcome.timings: seconds per submission beyond its cells, step by step
     # (the coordinator's steps in its CPU seconds, the worker's in wall seconds)
     "prepare": "coordinator: read, repair, nbgrader's sanitising preprocessors",
@@ -213,50 +209,13 @@ def write_autograded(grader, prep: Prepared, notebooks: dict[str, bytes]) -> Non
     shutil.rmtree(old, ignore_errors=True)
 
 
-def ledger_path(grader, student: str, assignment: str) -> Path:
-    return grader.course / LEDGER_DIR / student / f"{assignment}.json"
-
-
-def write_ledger(grader, prep: Prepared, outcome: Outcome) -> None:
-    path = ledger_path(grader, prep.student, prep.assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"fingerprint": prep.fingerprint, "score": outcome.score,
-              "max_score": outcome.max_score, "flags": outcome.flags, "cells": outcome.cells,
-              "graded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "graded_epoch": time.time()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, path)
-
-
-def forced(grader) -> dict[str, float]:
-    """The --force runs not yet finished: assignment -> when the run started (epoch)."""
-    try:
-        marks = json.loads((grader.course / FORCED).read_text())
-    except (OSError, ValueError):
-        return {}
-    return {a: float(t) for a, t in marks.items()} if isinstance(marks, dict) else {}
-
-
-def write_forced(grader, marks: dict[str, float]) -> None:
-    """Record which assignments a --force run must regrade until it finishes (atomically)."""
-    path = grader.course / FORCED
-    if not marks:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(marks, indent=1))
-    os.replace(tmp, path)
-
-
 def up_to_date(grader, prep: Prepared, since: float | None = None) -> Outcome | None:
     """The recorded outcome when this exact submission was graded already (and still is);
     ``since``: when a --force run of its assignment started (older grades are stale)."""
     from nbgrader.api import MissingEntry
 
-    try:
-        record = json.loads(ledger_path(grader, prep.student, prep.assignment).read_text())
-    except (OSError, ValueError):
+    record = read_ledger(grader, prep.student, prep.assignment)
+    if record is None:
         return None
     autograded = grader.path(grader.coursedir.autograded_directory, prep.student, prep.assignment)
     if record.get("fingerprint") != prep.fingerprint or not autograded.is_dir():
