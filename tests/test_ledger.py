@@ -17,6 +17,7 @@ from grader.engine.coordinator import ClassGrader
 from grader.engine.job import Limits
 from grader.engine.ledger import LEDGER_DIR, ledger_path, longest_first
 
+from .test_canary_cache import _with_backend
 from .test_classgrade import GOOD, SOURCE
 
 A = "00_order"
@@ -77,13 +78,7 @@ def test_a_regrade_runs_the_slowest_submission_first(tmp_path, monkeypatch):
                 submitted.append(job.key.split("/")[0])
             return super().submit(job)
 
-    real = ClassGrader.__init__
-
-    def init(self, *args, **kw):
-        real(self, *args, **kw)
-        self.backend = Recording()
-
-    monkeypatch.setattr(ClassGrader, "__init__", init)
+    monkeypatch.setattr(ClassGrader, "__init__", _with_backend(Recording()))
     for _ in range(2):
         outcomes = ClassGrader(course, workers=0, limits=LIMITS, progress=False,
                                force=True).grade([A])

@@ -29,6 +29,7 @@ from pathlib import Path
 from grader.course.feedback import describe_test
 from grader.course.grades import CourseGrades, read_gradebook
 from grader.diagnose import causes_in
+from grader.engine.graded_cells import nbgrader_meta
 
 HTML_NAME, JSON_NAME = "class_report.html", "class_report.json"
 
@@ -105,7 +106,7 @@ def _read_outputs(path: Path) -> dict[str, tuple[str, list[dict]]]:
         return {}
     cells = {}
     for cell in nb.get("cells", []):
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if cell.get("cell_type") == "code" and meta.get("grade"):
             src = cell.get("source", "")
             cells[meta.get("grade_id", "")] = ("".join(src) if isinstance(src, list) else src,

@@ -23,6 +23,7 @@ import nbformat
 from nbformat.notebooknode import NotebookNode
 
 from grader.course.grades import CellGrade, Submission, read_gradebook
+from grader.engine.graded_cells import nbgrader_meta
 from grader.engine.hidden_tests import BEGIN, HIDDEN_NOTICE, strip_hidden_region
 from grader.engine.intake import NBGRADER_FILES
 
@@ -115,7 +116,7 @@ def _banner(grade: CellGrade, title: str) -> str:
 
 
 def _cell_parts(cell: NotebookNode, grade: CellGrade | None) -> list[str]:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    meta = nbgrader_meta(cell)
     if cell.cell_type == "markdown":
         banner = [_banner(grade, "Written answer")] if grade is not None else []
         return banner + [f'<div class="md">{markdown_html(cell.source)}</div>']
@@ -196,7 +197,7 @@ def notebook_html(nb: NotebookNode, sub: Submission, notebook: str) -> str:
     grades = {c.name: c for c in sub.cells if c.notebook == notebook}
     body, tests = [], []
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         grade = grades.get(meta.get("grade_id")) if meta.get("grade") else None
         body.append(cell_html(cell, grade, sub.comments.get((notebook, meta.get("grade_id")), "")))
         if grade is not None and grade.auto:

@@ -27,6 +27,7 @@ from nbformat import NotebookNode
 from grader.course.submissions import write_submission
 from grader.diagnose import causes_in
 from grader.engine.configuration import SOURCE_DIR
+from grader.engine.graded_cells import nbgrader_meta
 
 ENGINES = ("parallel", "nbgrader")
 
@@ -88,7 +89,7 @@ def failing_cell_messages(notebook_path: str | Path) -> dict[str, list[str]]:
     nb = nbformat.read(notebook_path, as_version=4)
     out = {}
     for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
         if gid and errors:
             out[gid] = [_error_text(o) for o in errors]

@@ -36,7 +36,7 @@ import nbformat
 
 from grader.engine import environment
 from grader.engine.canary_cache import CACHE_DIR, CanaryCache
-from grader.engine.graded_cells import without_trailing_experiments
+from grader.engine.graded_cells import nbgrader_meta, without_trailing_experiments
 from grader.engine.intake import sha256, source_files
 
 STUB, SOLUTION = "stub", "solution"
@@ -267,7 +267,7 @@ class Canaries:
 
 def _why(nb, cell_id: str, result: dict) -> str:
     for i, cell in enumerate(nb.cells):
-        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == cell_id:
+        if nbgrader_meta(cell).get("grade_id") == cell_id:
             ran = result["cells"].get(i) or result["cells"].get(str(i))
             if ran is None:
                 return " (it never ran)"

@@ -36,6 +36,7 @@ from grader.engine import intake, ledger
 from grader.engine.backends import make_backend
 from grader.engine.canary import Canaries, CanaryFailure
 from grader.engine.gradebook_writer import Outcome
+from grader.engine.graded_cells import is_autograded_test, nbgrader_meta
 from grader.engine.intake import GradingError, Prepared
 from grader.engine.job import Job, Limits
 from grader.engine.nbgrader_api import make_api
@@ -172,9 +173,8 @@ class ClassGrader:
     def make_job(self, key: str, nb: NotebookNode, files: dict[str, bytes],
                  canaries: list[Job] = ()) -> Job:
         cells = {i: c.source for i, c in enumerate(nb.cells) if c.cell_type == "code"}
-        meta = [c.metadata.get("nbgrader", {}) if c.cell_type == "code" else {}
-                for c in nb.cells]
-        tests = [i for i in cells if meta[i].get("grade") and not meta[i].get("solution")]
+        meta = {i: nbgrader_meta(nb.cells[i]) for i in cells}
+        tests = [i for i in cells if is_autograded_test(nb.cells[i])]
         setup = "\n".join(cells[i] for i in cells if meta[i].get("locked")
                           and not meta[i].get("grade") and not meta[i].get("solution"))
         return Job(key, cells, dict(files), self.limits, self.sandbox, self.protect_paths(),

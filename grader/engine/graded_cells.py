@@ -1,4 +1,6 @@
-"""Which cells of a notebook can change a score: nbgrader's metadata, read in one place.
+"""Which cells of a notebook can change a score: nbgrader's metadata, read in one place for the
+engine and the instructor's tools (the student kit, which has neither, reads its own in
+:mod:`grader.selfcheck`).
 
 A test cell's points, and the message of a failing graded cell, are settled when that cell has
 run: no later cell can change them. So the plain code cells after the last autograded test (the
@@ -14,8 +16,9 @@ import nbformat
 from nbformat import NotebookNode
 
 
-def nbgrader_meta(cell: NotebookNode) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
+def nbgrader_meta(cell: NotebookNode | dict) -> dict:
+    """A cell's nbgrader metadata (``{}`` when it has none, or a student blanked it)."""
+    return cell.get("metadata", {}).get("nbgrader") or {}
 
 
 def is_autograded_test(cell: NotebookNode) -> bool:

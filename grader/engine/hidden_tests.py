@@ -17,6 +17,8 @@ from nbgrader.api import MissingEntry
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, OverwriteCells
 from traitlets import Unicode
 
+from grader.engine.graded_cells import nbgrader_meta
+
 BEGIN, END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 HIDDEN_NOTICE = "More tests of this cell are hidden"
 
@@ -66,7 +68,7 @@ class RestoreHiddenTests(OverwriteCells):
 
     def preprocess_cell(self, cell: NotebookNode, resources: ResourcesDict,
                         cell_index: int) -> tuple[NotebookNode, ResourcesDict]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        grade_id = nbgrader_meta(cell).get("grade_id")
         if grade_id is not None and cell.cell_type == "code":
             try:
                 stored = self.gradebook.find_source_cell(grade_id, self.notebook_id,

@@ -5,9 +5,7 @@ from __future__ import annotations
 import nbformat
 from nbformat import NotebookNode
 
-
-def meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {}) or {}
+from grader.engine.graded_cells import nbgrader_meta as meta
 
 
 def repair_grade_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
