@@ -55,10 +55,11 @@ def blind_sample(bugs: list, size: int = BLIND_SAMPLE) -> list:
 #: Modules that share the ordinary user's clone and venv (one at a time).
 AS_A_USER = {"test_isolation", "test_exchange", "test_cgroup_delegation"}
 
-#: Groups started before all others, the longest first: they take minutes or mostly wait (on
-#: another account, a browser, a sleeping notebook). xdist's own order (most tests first) left
-#: them for the end, one core idle for the run's last minute and a half; the short groups now
-#: fill both workers at the end. What each group costs: ``python benchmarks/test_cost.py``.
+#: Groups started before all others, in this order: they take minutes or mostly wait (on another
+#: account, a browser, a sleeping notebook). xdist's own order (most tests first) left several
+#: for the end, where one core idled while the other finished them; now the short groups fill
+#: both workers at the end (a fresh-clone CI's idle core-seconds, from the first busy moment to
+#: the end: 120 -> 64). What each group costs: ``python benchmarks/test_cost.py``.
 FIRST = ("gates", "as-a-user", "test_selfcheck", "test_demo", "test_classgrade", "test_exploits",
          "test_interrupt", "test_browser_instructor", "test_browser_student", "test_bwrap")
 
