@@ -11,8 +11,6 @@ Under pytest-xdist (``-n auto --dist loadgroup``, the default in ``pyproject.tom
 on one worker per core, a whole group at a time: each module is a group (its module fixtures are
 built once), the gates modules are one group (``gates_class`` is graded once), and the modules
 that work in the ordinary user's clone (``tests.test_isolation.user_clone``) are one group.
-The groups start in the order :data:`FIRST` gives (``--no-loadscope-reorder`` keeps it), so the
-run does not end on one long group while the other worker has nothing left.
 """
 
 from __future__ import annotations
@@ -55,18 +53,9 @@ def blind_sample(bugs: list, size: int = BLIND_SAMPLE) -> list:
 #: Modules that share the ordinary user's clone and venv (one at a time).
 AS_A_USER = {"test_isolation", "test_exchange", "test_cgroup_delegation"}
 
-#: Groups started before all others, in this order: they take minutes or mostly wait (on another
-#: account, a browser, a sleeping notebook). xdist's own order (most tests first) left several
-#: for the end, where one core idled while the other finished them; now the short groups fill
-#: both workers at the end (a fresh-clone CI's idle core-seconds, from the first busy moment to
-#: the end: 120 -> 64). What each group costs: ``python benchmarks/test_cost.py``.
-FIRST = ("gates", "as-a-user", "test_selfcheck", "test_demo", "test_classgrade", "test_exploits",
-         "test_interrupt", "test_browser_instructor", "test_browser_student", "test_bwrap")
-
 #: Where reports wait for the terminal summary: a folder, since under xdist they are written by
 #: the workers and printed by the controller (which makes it before the workers start).
 _REPORTS = "DLGRADE_TEST_REPORTS"
-_GROUP = pytest.StashKey[str]()
 
 
 def pytest_configure(config):
@@ -92,9 +81,6 @@ def pytest_collection_modifyitems(config, items):
         elif name in AS_A_USER:
             name = "as-a-user"
         item.add_marker(pytest.mark.xdist_group(name))
-        item.stash[_GROUP] = name
-    rank = {name: k for k, name in enumerate(FIRST)}
-    items.sort(key=lambda item: rank.get(item.stash[_GROUP], len(FIRST)))  # stable
 
 
 def pytest_collection_finish(session):
