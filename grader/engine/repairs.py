@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 from nbformat import NotebookNode
 
-from grader.engine.graded_cells import nbgrader_meta as meta
+from grader.engine.graded_cells import nbgrader_meta
 
 
 def repair_grade_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
@@ -18,22 +18,25 @@ def repair_grade_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
     """
     flags: list[str] = []
     reference = {
-        meta(c)["grade_id"]: c for c in release.cells if meta(c).get("grade_id") is not None
+        m["grade_id"]: c
+        for c in release.cells
+        if (m := nbgrader_meta(c)).get("grade_id") is not None
     }
     by_source = {
         c.source.strip(): gid
         for gid, c in reference.items()
-        if not meta(c).get("solution") and c.source.strip()
+        if not nbgrader_meta(c).get("solution") and c.source.strip()
     }
     seen: set[str] = set()
     kept = []
     for cell in nb.cells:
-        m = meta(cell)
+        m = nbgrader_meta(cell)
         gid = m.get("grade_id")
         if gid is None and cell.source.strip() in by_source:
             gid = by_source[cell.source.strip()]
             if gid not in seen:
-                cell.setdefault("metadata", {})["nbgrader"] = dict(meta(reference[gid]))
+                restored = dict(nbgrader_meta(reference[gid]))
+                cell.setdefault("metadata", {})["nbgrader"] = restored
                 flags.append(f"cell {gid}: nbgrader metadata was stripped; restored")
         if gid is not None and gid in reference:
             if gid in seen:
@@ -52,14 +55,14 @@ def repair_grade_cells(nb: NotebookNode, release: NotebookNode) -> list[str]:
                 cell = fresh
         kept.append(cell)
     # deleted cells: put each back after its predecessor in the release
-    order = [meta(c).get("grade_id") for c in release.cells]
+    order = [nbgrader_meta(c).get("grade_id") for c in release.cells]
     for pos, gid in enumerate(order):
         if gid is None or gid in seen or gid not in reference:
             continue
         prev = next((g for g in reversed(order[:pos]) if g in seen), None)
         where = 0
         if prev is not None:
-            where = 1 + next(i for i, c in enumerate(kept) if meta(c).get("grade_id") == prev)
+            where = 1 + [nbgrader_meta(c).get("grade_id") for c in kept].index(prev)
         kept.insert(where, nbformat.from_dict(reference[gid]))
         seen.add(gid)
         flags.append(f"cell {gid}: deleted by the student; restored from the release")
