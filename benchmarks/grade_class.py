@@ -10,10 +10,10 @@ engines grade identical copies; the per-cell scores are compared, and the script
 differ. For each number of workers the class is graded twice in a fresh course: *cold* (no
 canary cache: the canaries run alongside the first students) and *warm* (``--force`` regrade,
 canaries from the course's cache). Each prints, measured in this one run: seconds per notebook;
-the ratio to the **physical limit** (Σ student-cell seconds / min(workers, cores): the wall
-time if nothing but the students' own cells ran, perfectly packed) and to serial nbgrader, beside
-the ratio to nbgrader that the physical limit itself would give (no grader that runs these cells
-this way can beat it); and where the rest went, per notebook (core-seconds,
+the ratio to the **physical limit** (Σ student-cell seconds / min(workers, cores, notebooks):
+the wall time if nothing but the students' own cells ran, perfectly packed) and to serial
+nbgrader, beside the ratio to nbgrader that the physical limit itself would give (no grader that
+runs these cells this way can beat it); and where the rest went, per notebook (core-seconds,
 grader.engine.gradebook_writer.TIMINGS).
 """
 
@@ -84,7 +84,7 @@ def report(label: str, n: int, workers: int, seconds: float, outcomes: list,
            canaries) -> tuple[float, float]:
     """Print one run: its time, its ratio to the physical limit, and the breakdown; return
     ``(seconds, physical limit)``."""
-    cores = min(workers, os.cpu_count() or 1)
+    cores = min(workers, os.cpu_count() or 1, n)  # one notebook never runs on two cores
     cells = sum(o.cell_seconds for o in outcomes)
     limit = cells / cores
     steps = {k: sum(o.timings.get(k, 0.0) for o in outcomes) for k in TIMINGS}
@@ -138,13 +138,13 @@ def main() -> int:
                 if bad:
                     print(f"{len(bad)} not graded: {bad[0].student}: {bad[0].reason}")
                     return 1
-                ours[w, label] = (report(label, n, w, seconds, outcomes, canaries), outcomes)
+                ours[w, label] = (*report(label, n, w, seconds, outcomes, canaries), outcomes)
         if len(sweep) > 1:
             for label in ("cold", "warm"):
-                s1 = ours[sweep[0], label][0][0]
+                s1 = ours[sweep[0], label][0]
                 for w in sweep:
                     print(f"  scaling, {label}: {w:3d} workers  speed-up "
-                          f"{s1 / ours[w, label][0][0]:.2f}x over {sweep[0]} worker(s)")
+                          f"{s1 / ours[w, label][0]:.2f}x over {sweep[0]} worker(s)")
 
         if args.skip_nbgrader:
             return 0
@@ -154,12 +154,12 @@ def main() -> int:
         print(f"nbgrader autograde, serial: {seconds_nb:7.1f} s  {seconds_nb / n:.3f} s/notebook")
         for w in sweep:
             for label in ("cold", "warm"):
-                seconds, limit = ours[w, label][0]
+                seconds, limit, _ = ours[w, label]
                 print(f"ratio (nbgrader serial / dlgrader grade, {w} worker(s), {label}): "
                       f"{seconds_nb / seconds:.2f}x; at the physical limit it would be "
                       f"{seconds_nb / limit:.2f}x (nothing but the students' cells, judge "
                       "included, perfectly packed)")
-        outcomes = ours[sweep[-1], "warm"][1]
+        outcomes = ours[sweep[-1], "warm"][2]
         theirs = {(r.student, r.assignment): r.cells for r in results}
         differ = [(o.student, o.assignment) for o in outcomes
                   if o.cells != theirs[o.student, o.assignment]]
